@@ -1,0 +1,27 @@
+/**
+ * `confidant`: one program for the node agent, the KMS, the operator's tools
+ * and the debug commands. Each area declares its commands in its own
+ * `commands.ts`; this file only puts them together and runs one.
+ *
+ * @module
+ */
+import type { Command } from "./lib/cli.ts";
+import { runCli } from "./lib/run_cli.ts";
+import { commands as attestationCommands } from "./attestation/commands.ts";
+import { commands as teeCommands } from "./attestation/tee_commands.ts";
+import { commands as kmsCommands } from "./kms/commands.ts";
+import { commands as diskCommands } from "./cryptsetup/commands.ts";
+import { commands as imageCommands } from "./image/commands.ts";
+
+/** Every command of the program, in help order. */
+export const commands: Command[] = [
+  ...attestationCommands,
+  ...teeCommands,
+  ...kmsCommands,
+  ...diskCommands,
+  ...imageCommands,
+];
+
+if (import.meta.main) {
+  Deno.exitCode = await runCli(commands, Deno.args);
+}
