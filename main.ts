@@ -12,6 +12,7 @@ import { commands as teeCommands } from "./attestation/tee_commands.ts";
 import { commands as kmsCommands } from "./kms/commands.ts";
 import { commands as diskCommands } from "./cryptsetup/commands.ts";
 import { commands as imageCommands } from "./image/commands.ts";
+import { commands as agentCommands } from "./agent/commands.ts";
 
 /** Every command of the program, in help order. */
 export const commands: Command[] = [
@@ -20,6 +21,7 @@ export const commands: Command[] = [
   ...kmsCommands,
   ...diskCommands,
   ...imageCommands,
+  ...agentCommands,
 ];
 
 if (import.meta.main) {
