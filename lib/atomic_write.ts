@@ -21,7 +21,10 @@ export async function atomicWriteFile(
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const dir = dirname(path);
   const rnd = crypto.getRandomValues(new Uint8Array(6));
-  const tmp = join(dir, `.${path.split("/").pop()}.${Array.from(rnd, (x) => x.toString(16)).join("")}.tmp`);
+  const tmp = join(
+    dir,
+    `.${path.split("/").pop()}.${Array.from(rnd, (x) => x.toString(16)).join("")}.tmp`,
+  );
   const file = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o600 });
   try {
     let off = 0;

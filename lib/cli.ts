@@ -91,10 +91,16 @@ export function parseArgs(cmd: Command, argv: string[]): Record<string, unknown>
       const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
       inline = eq >= 0 ? a.slice(eq + 1) : undefined;
       spec = byName.get(name);
-      if (!spec) throw new UsageError(`unknown flag --${name} (see: confidant ${cmd.path.join(" ")} --help)`);
+      if (!spec) {
+        throw new UsageError(
+          `unknown flag --${name} (see: confidant ${cmd.path.join(" ")} --help)`,
+        );
+      }
     } else if (a.startsWith("-") && a.length === 2 && a !== "-") {
       spec = byShort.get(a[1]);
-      if (!spec) throw new UsageError(`unknown flag ${a} (see: confidant ${cmd.path.join(" ")} --help)`);
+      if (!spec) {
+        throw new UsageError(`unknown flag ${a} (see: confidant ${cmd.path.join(" ")} --help)`);
+      }
     } else {
       pos.push(a);
       continue;
@@ -108,7 +114,11 @@ export function parseArgs(cmd: Command, argv: string[]): Record<string, unknown>
     } else {
       if (inline !== undefined) value = inline;
       else {
-        if (i + 1 >= argv.length) throw new UsageError(`--${spec.name} needs a value${spec.value ? ` (${spec.value})` : ""}`);
+        if (i + 1 >= argv.length) {
+          throw new UsageError(
+            `--${spec.name} needs a value${spec.value ? ` (${spec.value})` : ""}`,
+          );
+        }
         value = argv[++i];
       }
     }
@@ -136,13 +146,20 @@ export function parseArgs(cmd: Command, argv: string[]): Record<string, unknown>
     else if (!p.optional && !out.help) throw new UsageError(`missing ${p.name.toUpperCase()}`);
   }
   if (pi < pos.length) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(pos[pi])} (see: confidant ${cmd.path.join(" ")} --help)`);
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(pos[pi])} (see: confidant ${
+        cmd.path.join(" ")
+      } --help)`,
+    );
   }
   return out;
 }
 
 /** Validate the raw record with the command's schema; the first problem becomes a usage error. */
-export function validateInput<S extends z.ZodType>(cmd: Command<S>, raw: Record<string, unknown>): z.infer<S> {
+export function validateInput<S extends z.ZodType>(
+  cmd: Command<S>,
+  raw: Record<string, unknown>,
+): z.infer<S> {
   const { json: _j, help: _h, ...rest } = raw;
   const r = cmd.schema.safeParse(rest);
   if (!r.success) {
@@ -163,7 +180,9 @@ export function commandHelp(cmd: Command): string {
   const lines = [
     `confidant ${cmd.path.join(" ")} — ${cmd.summary}`,
     "",
-    `usage: confidant ${cmd.path.join(" ")} [flags]${posUsage.length ? " " + posUsage.join(" ") : ""}`,
+    `usage: confidant ${cmd.path.join(" ")} [flags]${
+      posUsage.length ? " " + posUsage.join(" ") : ""
+    }`,
   ];
   if (cmd.description) lines.push("", ...cmd.description.trim().split("\n"));
   if (cmd.positionals?.length) {
@@ -172,7 +191,9 @@ export function commandHelp(cmd: Command): string {
   }
   lines.push("", "flags:");
   for (const f of [...cmd.flags, ...GLOBAL_FLAGS]) {
-    const left = `${f.short ? `-${f.short}, ` : ""}--${f.name}${f.type === "string" ? ` ${f.value ?? "VALUE"}` : ""}`;
+    const left = `${f.short ? `-${f.short}, ` : ""}--${f.name}${
+      f.type === "string" ? ` ${f.value ?? "VALUE"}` : ""
+    }`;
     lines.push(`  ${left.padEnd(26)} ${f.help}${f.repeatable ? " (repeatable)" : ""}`);
   }
   if (cmd.examples?.length) {

@@ -31,7 +31,11 @@ export function setLogLevel(level: LogLevel): void {
 function redact(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
-    out[k] = SECRET_KEY.test(k) ? "[redacted]" : v instanceof Uint8Array ? `<${v.length} bytes>` : v;
+    out[k] = SECRET_KEY.test(k)
+      ? "[redacted]"
+      : v instanceof Uint8Array
+      ? `<${v.length} bytes>`
+      : v;
   }
   return out;
 }

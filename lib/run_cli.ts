@@ -30,7 +30,11 @@ export const processIo: CliIo = {
 };
 
 /** Run `argv` against `commands`; returns the exit code. */
-export async function runCli(commands: Command[], argv: string[], io: CliIo = processIo): Promise<number> {
+export async function runCli(
+  commands: Command[],
+  argv: string[],
+  io: CliIo = processIo,
+): Promise<number> {
   const json = argv.includes("--json");
   const fail = (e: unknown): number => {
     const { code, message } = describeError(e);
@@ -45,7 +49,9 @@ export async function runCli(commands: Command[], argv: string[], io: CliIo = pr
   }
   const { cmd, rest, prefix } = findCommand(commands, argv);
   if (!cmd) {
-    const group = commands.filter((c) => prefix.length > 0 && prefix.every((w, i) => c.path[i] === w));
+    const group = commands.filter((c) =>
+      prefix.length > 0 && prefix.every((w, i) => c.path[i] === w)
+    );
     if (group.length > 0 && (rest.length === 0 || rest[0] === "--help" || rest[0] === "-h")) {
       io.out(rootHelp(group));
       return rest.length === 0 ? ExitCode.Usage : ExitCode.Ok;
