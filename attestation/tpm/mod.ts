@@ -1,0 +1,9 @@
+/**
+ * The TPM 2.0 layer of confidant: constants, the marshaller, structure codecs, command
+ * descriptors and a client over pluggable transports. No tpm2-tools at runtime.
+ *
+ * @module
+ */
+export * from "./constants.ts";
+export * from "./marshal.ts";
+export * from "./structures/mod.ts";
