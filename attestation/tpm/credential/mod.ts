@@ -1,0 +1,14 @@
+/**
+ * Credential protection in software (TPM 2.0 Part 1, 24): MakeCredential for an EK, the KDFs
+ * and AES-CFB it needs, and tpm2-tools' credential file format.
+ *
+ * @module
+ */
+export {
+  type Credential,
+  makeCredential,
+  type MakeCredentialRandomness,
+} from "./make_credential.ts";
+export { kdfa, kdfe } from "./kdf.ts";
+export { aesCfbDecrypt, aesCfbEncrypt } from "./aes_cfb.ts";
+export { parseTpm2ToolsCredentialFile, tpm2ToolsCredentialFile } from "./tpm2_tools_format.ts";

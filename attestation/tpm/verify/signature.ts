@@ -1,0 +1,107 @@
+/**
+ * Verification of a TPMT_SIGNATURE (Part 2, 11.3.4) over a message — in attestation the raw
+ * TPMS_ATTEST bytes — with the key of a TPMT_PUBLIC: RSASSA-PKCS1-v1_5, RSA-PSS (any salt
+ * length) and ECDSA on P-256/P-384. Pure; returns a verdict with a reason instead of throwing.
+ *
+ * @module
+ */
+import { constants as nodeConstants, verify as nodeVerify } from "node:crypto";
+import type { TpmtPublic, TpmtSignature } from "../mod.ts";
+import { ConfidantError } from "../../../lib/errors.ts";
+import { isSupportedHash, nodeHashName } from "./_hash.ts";
+import { curveInfo, publicKeyFromTpmt } from "./public_key.ts";
+
+const ALG = {
+  RSA: 0x0001,
+  SHA1: 0x0004,
+  NULL: 0x0010,
+  RSASSA: 0x0014,
+  RSAPSS: 0x0016,
+  ECDSA: 0x0018,
+  ECC: 0x0023,
+} as const;
+
+/** Outcome of {@link verifyTpmSignature}. */
+export interface SignatureVerdict {
+  /** The signature is valid for the message and key. */
+  ok: boolean;
+  /** Why not, when `ok` is false. */
+  reason?: string;
+}
+
+function no(reason: string): SignatureVerdict {
+  return { ok: false, reason };
+}
+
+function trimmed(b: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < b.length && b[i] === 0) i++;
+  return b.subarray(i);
+}
+
+/**
+ * Check `sig` over `message` with the key `pub`. The signature algorithm must fit the key
+ * type and, when the key carries a signing scheme, match it exactly (scheme and hash).
+ * SHA-1 signatures are refused.
+ */
+export function verifyTpmSignature(
+  pub: TpmtPublic,
+  message: Uint8Array,
+  sig: TpmtSignature,
+): SignatureVerdict {
+  if (sig.sigAlg === ALG.NULL) return no("the signature is empty (TPM_ALG_NULL)");
+  if (pub.type !== ALG.RSA && pub.type !== ALG.ECC) return no("the key is neither RSA nor ECC");
+  const hash = sig.hash;
+  if (!isSupportedHash(hash)) return no(`unsupported signature hash 0x${hash.toString(16)}`);
+  if (hash === ALG.SHA1) return no("SHA-1 signatures are not accepted");
+  const keyScheme = pub.parameters.scheme;
+  if (keyScheme.scheme !== ALG.NULL) {
+    if (keyScheme.scheme !== sig.sigAlg || keyScheme.hashAlg !== hash) {
+      return no("the signature scheme differs from the key's scheme");
+    }
+  }
+  let key;
+  try {
+    key = publicKeyFromTpmt(pub);
+  } catch (e) {
+    if (e instanceof ConfidantError) return no(e.message);
+    throw e;
+  }
+  const name = nodeHashName(hash);
+  try {
+    if (sig.sigAlg === ALG.RSASSA || sig.sigAlg === ALG.RSAPSS) {
+      if (pub.type !== ALG.RSA) return no("an RSA signature from a non-RSA key");
+      if (sig.sig.length !== pub.parameters.keyBits / 8) {
+        return no("the RSA signature length differs from the modulus length");
+      }
+      const ok = nodeVerify(
+        name,
+        message,
+        sig.sigAlg === ALG.RSASSA ? { key, padding: nodeConstants.RSA_PKCS1_PADDING } : {
+          key,
+          padding: nodeConstants.RSA_PKCS1_PSS_PADDING,
+          saltLength: nodeConstants.RSA_PSS_SALTLEN_AUTO,
+        },
+        sig.sig,
+      );
+      return ok ? { ok } : no("the RSA signature does not verify");
+    }
+    if (sig.sigAlg === ALG.ECDSA) {
+      if (pub.type !== ALG.ECC) return no("an ECDSA signature from a non-ECC key");
+      const size = curveInfo(pub.parameters.curveId).size;
+      const r = trimmed(sig.r);
+      const s = trimmed(sig.s);
+      if (r.length === 0 || s.length === 0 || r.length > size || s.length > size) {
+        return no("the ECDSA signature values are out of range");
+      }
+      const raw = new Uint8Array(2 * size);
+      raw.set(r, size - r.length);
+      raw.set(s, 2 * size - s.length);
+      const ok = nodeVerify(name, message, { key, dsaEncoding: "ieee-p1363" }, raw);
+      return ok ? { ok } : no("the ECDSA signature does not verify");
+    }
+  } catch (e) {
+    return no(`the signature cannot be checked: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return no(`unsupported signature algorithm 0x${(sig as { sigAlg: number }).sigAlg.toString(16)}`);
+}

@@ -1,0 +1,155 @@
+/**
+ * Test helper: a private swtpm (optionally manufactured with EK certificates by swtpm_setup
+ * and its local CA in a temp dir) and a runner for tpm2-tools against it. Missing tools make
+ * the test fail with "install ...".
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** A running software TPM for one test. */
+export interface TestTpm {
+  /** Server port (control port is port + 1). */
+  port: number;
+  /** Temp dir holding the TPM state, the CA and any files tests write. */
+  dir: string;
+  /** Environment for tpm2-tools. */
+  env: Record<string, string>;
+  /** PEM of the local CA's issuer and root certificates when created with ekCert. */
+  caPem?: string[];
+  /** `swtpm:HOST:PORT` spec for the project's TPM client. */
+  spec: string;
+  /** Run a tpm2-tools command; throws with its stderr when it fails. Returns stdout. */
+  tpm2(args: string[]): Promise<string>;
+  /** Stop swtpm and remove the temp dir. */
+  stop(): Promise<void>;
+}
+
+async function need(tool: string, pkg: string): Promise<void> {
+  try {
+    await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" }).output();
+  } catch {
+    throw new Error(`${tool} not found: install ${pkg} (apt-get install ${pkg})`);
+  }
+}
+
+async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (a.addr as Deno.NetAddr).port;
+    a.close();
+    if (port >= 65535) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port: port + 1 }).close();
+      return port;
+    } catch {
+      // taken; try another
+    }
+  }
+  throw new Error("no free TCP port pair for swtpm");
+}
+
+async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return text;
+}
+
+/** Start swtpm on free ports; with `ekCert`, manufacture RSA-2048 and ECC P-384 EKs with certificates. */
+export async function startTestTpm(opts: { ekCert?: boolean } = {}): Promise<TestTpm> {
+  await need("swtpm", "swtpm");
+  await need("tpm2_createek", "tpm2-tools");
+  const dir = await Deno.makeTempDir({ prefix: "confidant-tpm-" });
+  const state = join(dir, "state");
+  await Deno.mkdir(state);
+  let caPem: string[] | undefined;
+  if (opts.ekCert) {
+    await need("swtpm_setup", "swtpm-tools");
+    const ca = join(dir, "ca");
+    await Deno.mkdir(ca);
+    await Deno.writeTextFile(
+      join(dir, "localca.conf"),
+      `statedir = ${ca}\nsigningkey = ${ca}/signkey.pem\nissuercert = ${ca}/issuercert.pem\n` +
+        `certserial = ${ca}/certserial\n`,
+    );
+    await Deno.writeTextFile(join(dir, "localca.options"), "--platform-manufacturer test\n");
+    await Deno.writeTextFile(
+      join(dir, "setup.conf"),
+      `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${dir}/localca.conf\n` +
+        `create_certs_tool_options = ${dir}/localca.options\nactive_pcr_banks = sha256\n`,
+    );
+    await run("swtpm_setup", [
+      "--tpm2",
+      "--tpmstate",
+      state,
+      "--create-ek-cert",
+      "--config",
+      join(dir, "setup.conf"),
+      "--overwrite",
+    ]);
+    caPem = [
+      await Deno.readTextFile(join(ca, "issuercert.pem")),
+      await Deno.readTextFile(join(ca, "swtpm-localca-rootca-cert.pem")),
+    ];
+  }
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePortPair();
+    const child = new Deno.Command("swtpm", {
+      args: [
+        "socket",
+        "--tpm2",
+        "--tpmstate",
+        `dir=${state}`,
+        "--server",
+        `type=tcp,port=${port},bindaddr=127.0.0.1`,
+        "--ctrl",
+        `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+        "--flags",
+        "not-need-init,startup-clear",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const env = { TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` };
+    // Wait until the server port accepts connections (bounded).
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        up = true;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    if (!up) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      await child.status;
+      lastErr = new Error(`swtpm did not listen on ${port}`);
+      continue;
+    }
+    const tpm2 = (args: string[]) => run(args[0], args.slice(1), env);
+    return {
+      port,
+      dir,
+      env,
+      caPem,
+      spec: `swtpm:127.0.0.1:${port}`,
+      tpm2,
+      async stop() {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* exited */ }
+        await child.status;
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      },
+    };
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  throw lastErr;
+}

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeCredential } from "../../../../attestation/tpm/credential/make_credential.ts";
+import { tpm2ToolsCredentialFile } from "../../../../attestation/tpm/credential/tpm2_tools_format.ts";
+import { EK_TEMPLATE_RSA2048, unmarshalTpm2bPublic } from "../../../../attestation/tpm/mod.ts";
+import { ConfidantError } from "../../../../lib/errors.ts";
+import { toHex } from "../../../../lib/bytes.ts";
+import { startTestTpm, type TestTpm } from "./_tpm2.ts";
+
+/** Create an EK and an AK with tpm2-tools; returns the EK public and the AK name. */
+async function ekAndAk(tpm: TestTpm, ekAlg: "rsa" | "ecc") {
+  const f = (n: string) => join(tpm.dir, n);
+  await tpm.tpm2(["tpm2_createek", "-c", f("ek.ctx"), "-G", ekAlg, "-u", f("ek.pub")]);
+  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
+  await tpm.tpm2([
+    "tpm2_createak",
+    "-C",
+    f("ek.ctx"),
+    "-c",
+    f("ak.ctx"),
+    "-G",
+    "ecc",
+    "-g",
+    "sha256",
+    "-s",
+    "ecdsa",
+    "-u",
+    f("ak.pub"),
+    "-n",
+    f("ak.name"),
+  ]);
+  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
+  await tpm.tpm2(["tpm2_flushcontext", "-s"]);
+  const ek = unmarshalTpm2bPublic(await Deno.readFile(f("ek.pub"))).public;
+  const akName = await Deno.readFile(f("ak.name"));
+  return { ek, akName };
+}
+
+/** Activate a tpm2-tools credential file with the EK at `ek` (context file or handle). */
+export async function activateWithTools(
+  tpm: TestTpm,
+  credFile: Uint8Array,
+  ek: string,
+  policyHash = "sha256",
+): Promise<Uint8Array> {
+  const f = (n: string) => join(tpm.dir, n);
+  await Deno.writeFile(f("cred.bin"), credFile);
+  await tpm.tpm2([
+    "tpm2_startauthsession",
+    "--policy-session",
+    "-g",
+    policyHash,
+    "-S",
+    f("session.ctx"),
+  ]);
+  try {
+    await tpm.tpm2(["tpm2_policysecret", "-S", f("session.ctx"), "-c", "e"]);
+    await tpm.tpm2([
+      "tpm2_activatecredential",
+      "-c",
+      f("ak.ctx"),
+      "-C",
+      ek,
+      "-i",
+      f("cred.bin"),
+      "-o",
+      f("secret.out"),
+      "-P",
+      `session:${f("session.ctx")}`,
+    ]);
+    return await Deno.readFile(f("secret.out"));
+  } finally {
+    await tpm.tpm2(["tpm2_flushcontext", "-t"]).catch(() => {});
+    await tpm.tpm2(["tpm2_flushcontext", "-s"]).catch(() => {});
+  }
+}
+
+for (const ekAlg of ["rsa", "ecc"] as const) {
+  Deno.test(`makeCredential() output is activated by tpm2_activatecredential (${ekAlg} EK)`, async () => {
+    const tpm = await startTestTpm();
+    try {
+      const { ek, akName } = await ekAndAk(tpm, ekAlg);
+      const secret = crypto.getRandomValues(new Uint8Array(32));
+      const cred = makeCredential(ek, akName, secret);
+      const got = await activateWithTools(
+        tpm,
+        tpm2ToolsCredentialFile(cred),
+        join(tpm.dir, "ek.ctx"),
+      );
+      assert.equal(toHex(got), toHex(secret));
+
+      // Bound to the AK's name: the same credential made for another name is refused.
+      const other = akName.slice();
+      other[5] ^= 1;
+      const wrong = makeCredential(ek, other, secret);
+      await assert.rejects(
+        activateWithTools(tpm, tpm2ToolsCredentialFile(wrong), join(tpm.dir, "ek.ctx")),
+      );
+      // A flipped bit in the blob fails the integrity HMAC.
+      const bad = makeCredential(ek, akName, secret);
+      bad.credentialBlob[10] ^= 0x40;
+      await assert.rejects(
+        activateWithTools(tpm, tpm2ToolsCredentialFile(bad), join(tpm.dir, "ek.ctx")),
+      );
+    } finally {
+      await tpm.stop();
+    }
+  });
+}
+
+Deno.test("makeCredential() refuses unusable inputs with a ConfidantError", () => {
+  const ek = { ...EK_TEMPLATE_RSA2048, unique: { n: new Uint8Array(256).fill(0xc3) } };
+  const name = new Uint8Array(34);
+  name[1] = 0x0b;
+  assert.throws(() => makeCredential(ek, name, new Uint8Array(33)), ConfidantError);
+  assert.throws(() => makeCredential(ek, name, new Uint8Array(0)), ConfidantError);
+  assert.throws(() => makeCredential(ek, name.subarray(0, 20), new Uint8Array(16)), ConfidantError);
+  const noAes = { ...ek, parameters: { ...ek.parameters, symmetric: { algorithm: 0x0010 } } };
+  assert.throws(() => makeCredential(noAes, name, new Uint8Array(16)), ConfidantError);
+});
+
+Deno.test("makeCredential() is deterministic given the seed and differs per name", () => {
+  const ek = { ...EK_TEMPLATE_RSA2048, unique: { n: new Uint8Array(256).fill(0xc3) } };
+  const name = new Uint8Array(34);
+  name[1] = 0x0b;
+  const seed = new Uint8Array(32).fill(7);
+  const a = makeCredential(ek, name, new Uint8Array(16).fill(1), { seed });
+  const b = makeCredential(ek, name, new Uint8Array(16).fill(1), { seed });
+  assert.equal(toHex(a.credentialBlob), toHex(b.credentialBlob));
+  // blob = u16 size || u16 32 || HMAC(32) || encIdentity(2 + 16)
+  assert.equal(a.credentialBlob.length, 2 + 2 + 32 + 18);
+  name[33] = 1;
+  const c = makeCredential(ek, name, new Uint8Array(16).fill(1), { seed });
+  assert.notEqual(toHex(c.credentialBlob), toHex(a.credentialBlob));
+});
