@@ -33,7 +33,7 @@ async function need(tool: string, pkg: string): Promise<void> {
   }
 }
 
-async function freePortPair(): Promise<number> {
+function freePortPair(): number {
   for (let i = 0; i < 50; i++) {
     const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (a.addr as Deno.NetAddr).port;
@@ -97,7 +97,7 @@ export async function startTestTpm(opts: { ekCert?: boolean } = {}): Promise<Tes
   }
   let lastErr: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePortPair();
+    const port = freePortPair();
     const child = new Deno.Command("swtpm", {
       args: [
         "socket",
@@ -152,4 +152,39 @@ export async function startTestTpm(opts: { ekCert?: boolean } = {}): Promise<Tes
   }
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   throw lastErr;
+}
+
+/** Activate a tpm2-tools credential file with the EK at `ek` (context file or handle). */
+export async function activateWithTools(
+  tpm: TestTpm,
+  credFile: Uint8Array,
+  ek: string,
+  policyHash: "sha256" | "sha384" | "password" = "sha256",
+): Promise<Uint8Array> {
+  const f = (n: string) => join(tpm.dir, n);
+  await Deno.writeFile(f("cred.bin"), credFile);
+  // EKs of the low-range templates authorize with PolicySecret(endorsement); the high-range
+  // one swtpm makes for P-384 has userWithAuth, so an empty password works there.
+  const auth: string[] = [];
+  try {
+    if (policyHash !== "password") {
+      const session = f("session.ctx");
+      await tpm.tpm2([
+        "tpm2_startauthsession",
+        "--policy-session",
+        "-g",
+        policyHash,
+        "-S",
+        session,
+      ]);
+      await tpm.tpm2(["tpm2_policysecret", "-S", session, "-c", "e"]);
+      auth.push("-P", `session:${session}`);
+    }
+    const io = ["-i", f("cred.bin"), "-o", f("secret.out")];
+    await tpm.tpm2(["tpm2_activatecredential", "-c", f("ak.ctx"), "-C", ek, ...io, ...auth]);
+    return await Deno.readFile(f("secret.out"));
+  } finally {
+    await tpm.tpm2(["tpm2_flushcontext", "-t"]).catch(() => {});
+    await tpm.tpm2(["tpm2_flushcontext", "-s"]).catch(() => {});
+  }
 }

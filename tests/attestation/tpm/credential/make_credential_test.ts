@@ -5,7 +5,7 @@ import { tpm2ToolsCredentialFile } from "../../../../attestation/tpm/credential/
 import { EK_TEMPLATE_RSA2048, unmarshalTpm2bPublic } from "../../../../attestation/tpm/mod.ts";
 import { ConfidantError } from "../../../../lib/errors.ts";
 import { toHex } from "../../../../lib/bytes.ts";
-import { startTestTpm, type TestTpm } from "./_tpm2.ts";
+import { activateWithTools, startTestTpm, type TestTpm } from "./_tpm2.ts";
 
 /** Create an EK and an AK with tpm2-tools; returns the EK public and the AK name. */
 async function ekAndAk(tpm: TestTpm, ekAlg: "rsa" | "ecc") {
@@ -34,45 +34,6 @@ async function ekAndAk(tpm: TestTpm, ekAlg: "rsa" | "ecc") {
   const ek = unmarshalTpm2bPublic(await Deno.readFile(f("ek.pub"))).public;
   const akName = await Deno.readFile(f("ak.name"));
   return { ek, akName };
-}
-
-/** Activate a tpm2-tools credential file with the EK at `ek` (context file or handle). */
-export async function activateWithTools(
-  tpm: TestTpm,
-  credFile: Uint8Array,
-  ek: string,
-  policyHash = "sha256",
-): Promise<Uint8Array> {
-  const f = (n: string) => join(tpm.dir, n);
-  await Deno.writeFile(f("cred.bin"), credFile);
-  await tpm.tpm2([
-    "tpm2_startauthsession",
-    "--policy-session",
-    "-g",
-    policyHash,
-    "-S",
-    f("session.ctx"),
-  ]);
-  try {
-    await tpm.tpm2(["tpm2_policysecret", "-S", f("session.ctx"), "-c", "e"]);
-    await tpm.tpm2([
-      "tpm2_activatecredential",
-      "-c",
-      f("ak.ctx"),
-      "-C",
-      ek,
-      "-i",
-      f("cred.bin"),
-      "-o",
-      f("secret.out"),
-      "-P",
-      `session:${f("session.ctx")}`,
-    ]);
-    return await Deno.readFile(f("secret.out"));
-  } finally {
-    await tpm.tpm2(["tpm2_flushcontext", "-t"]).catch(() => {});
-    await tpm.tpm2(["tpm2_flushcontext", "-s"]).catch(() => {});
-  }
 }
 
 for (const ekAlg of ["rsa", "ecc"] as const) {

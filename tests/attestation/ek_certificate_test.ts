@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  ekPublicFromCertificate,
+  parseCertificate,
+  verifyEkCertificate,
+} from "../../attestation/ek_certificate.ts";
+import { makeCredential } from "../../attestation/tpm/credential/mod.ts";
+import { computeName, unmarshalTpm2bPublic } from "../../attestation/tpm/mod.ts";
+import { ConfidantError, ParseError } from "../../lib/errors.ts";
+import { toHex } from "../../lib/bytes.ts";
+import { activateWithTools, startTestTpm, type TestTpm } from "./tpm/credential/_tpm2.ts";
+import { tpm2ToolsCredentialFile } from "../../attestation/tpm/credential/tpm2_tools_format.ts";
+
+const EKS: {
+  label: string;
+  nv: string;
+  handle: string;
+  policyHash: "sha256" | "password";
+}[] = [
+  { label: "RSA 2048", nv: "0x1c00002", handle: "0x81010001", policyHash: "sha256" },
+  { label: "ECC P-384", nv: "0x1c00016", handle: "0x81010016", policyHash: "password" },
+];
+
+async function nvCert(tpm: TestTpm, index: string): Promise<Uint8Array> {
+  const out = join(tpm.dir, `cert-${index}.der`);
+  await tpm.tpm2(["tpm2_nvread", index, "-o", out]);
+  return await Deno.readFile(out);
+}
+
+Deno.test("EK certificates made by swtpm_setup verify and target the TPM's EK", async (t) => {
+  const tpm = await startTestTpm({ ekCert: true });
+  try {
+    const [issuer, root] = tpm.caPem!;
+    for (const ek of EKS) {
+      await t.step(`${ek.label}: chain, clock and derived public area`, async () => {
+        const der = await nvCert(tpm, ek.nv);
+        const ok = await verifyEkCertificate(der, {
+          caCertificates: [root],
+          intermediates: [issuer],
+          now: new Date(),
+        });
+        assert.equal(ok.chain.length, 3);
+        // The derived TPMT_PUBLIC is byte-for-byte the TPM's EK: same name.
+        const pubFile = join(tpm.dir, "ek.pub");
+        await tpm.tpm2(["tpm2_readpublic", "-c", ek.handle, "-o", pubFile]);
+        const tpmEk = unmarshalTpm2bPublic(await Deno.readFile(pubFile)).public;
+        assert.equal(toHex(await computeName(ok.ekPublic)), toHex(await computeName(tpmEk)));
+        assert.equal(
+          toHex(await computeName(ekPublicFromCertificate(der))),
+          toHex(await computeName(tpmEk)),
+        );
+
+        // The issuing CA as anchor also works; the root alone does not (intermediate missing).
+        await verifyEkCertificate(der, { caCertificates: [issuer], now: new Date() });
+        await assert.rejects(
+          verifyEkCertificate(der, { caCertificates: [root], now: new Date() }),
+          (e) => e instanceof ConfidantError && e.code === "ek.certificate",
+        );
+        // Not yet valid in the past.
+        await assert.rejects(
+          verifyEkCertificate(der, {
+            caCertificates: [root],
+            intermediates: [issuer],
+            now: new Date("2001-01-01T00:00:00Z"),
+          }),
+          /not valid/,
+        );
+      });
+
+      await t.step(`${ek.label}: a credential made from the certificate activates`, async () => {
+        const der = await nvCert(tpm, ek.nv);
+        const ekPublic = ekPublicFromCertificate(der);
+        const f = (n: string) => join(tpm.dir, n);
+        await tpm.tpm2([
+          "tpm2_createak",
+          "-C",
+          ek.handle,
+          "-c",
+          f("ak.ctx"),
+          "-G",
+          "ecc",
+          "-g",
+          "sha256",
+          "-s",
+          "ecdsa",
+          "-u",
+          f("ak.pub"),
+          "-n",
+          f("ak.name"),
+        ]);
+        await tpm.tpm2(["tpm2_flushcontext", "-t"]);
+        await tpm.tpm2(["tpm2_flushcontext", "-s"]);
+        const secret = crypto.getRandomValues(new Uint8Array(32));
+        const cred = makeCredential(ekPublic, await Deno.readFile(f("ak.name")), secret);
+        const got = await activateWithTools(
+          tpm,
+          tpm2ToolsCredentialFile(cred),
+          ek.handle,
+          ek.policyHash,
+        );
+        assert.equal(toHex(got), toHex(secret));
+      });
+    }
+  } finally {
+    await tpm.stop();
+  }
+});
+
+Deno.test("parseCertificate() turns garbage into ParseError", () => {
+  for (
+    const bad of [
+      new Uint8Array(0),
+      Uint8Array.of(0x30),
+      Uint8Array.of(0x30, 0x84, 1, 2, 3, 4),
+      Uint8Array.of(0x30, 0x03, 1, 2, 3),
+      "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----",
+      "no pem here",
+    ]
+  ) {
+    assert.throws(() => parseCertificate(bad), ParseError);
+  }
+});
