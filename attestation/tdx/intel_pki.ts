@@ -104,8 +104,13 @@ export async function verifyChain(
   opts: ChainOptions,
 ): Promise<ChainResult> {
   const parsed = parseCertificates(ders, prefix);
-  const { certs, failures } = parsed;
+  const { failures } = parsed;
   if (failures.length > 0) return { certs: [], failures };
+  // Some producers list the chain root first; order it leaf first (order carries no trust).
+  const certs = parsed.certs.length > 1 && parsed.certs[0].subject === parsed.certs[0].issuer &&
+      parsed.certs[parsed.certs.length - 1].subject !== parsed.certs[parsed.certs.length - 1].issuer
+    ? [...parsed.certs].reverse()
+    : parsed.certs;
   if (certs.length < 2) {
     failures.push({
       check: `${prefix}.structure`,
@@ -120,7 +125,7 @@ export async function verifyChain(
   if (!rootMatches) {
     failures.push({
       check: `${prefix}.root`,
-      message: `chain ends at "${certName(root)}", not at the trusted Intel SGX Root CA`,
+      message: `chain ends at "${certName(root)}", whose key is not the pinned Intel SGX Root CA key`,
     });
   }
   for (let i = 0; i < certs.length; i++) {
