@@ -1,0 +1,213 @@
+/**
+ * The release: what a node gets after a successful attestation (its disk key, a join ticket
+ * and the KMS's identity), and its sealing with HPKE (RFC 9180, base mode,
+ * DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM) to the node's ephemeral key.
+ *
+ * Binding: the HPKE `info` is the fixed label `confidant/v1/release`; the AEAD additional
+ * data is SHA-256 over the label, the session token, the canonical request JSON and the
+ * ephemeral public key (each followed by a zero byte), so a sealed release opens only for
+ * the session and request it was made for.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
+import { concat, fromBase64, sha256, toBase64, utf8 } from "../lib/bytes.ts";
+import { ConfidantError } from "../lib/errors.ts";
+import { b64, type ReleaseRequest, roleSchema } from "./protocol.ts";
+import { DISK_UUID_RE } from "./keys.ts";
+
+/** HPKE suite name carried on the wire. */
+export const RELEASE_SUITE = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM" as const;
+const INFO = "confidant/v1/release";
+
+/** The one HPKE suite of the protocol. */
+export function releaseSuite(): CipherSuite {
+  return new CipherSuite({
+    kem: new DhkemX25519HkdfSha256(),
+    kdf: new HkdfSha256(),
+    aead: new Aes256Gcm(),
+  });
+}
+
+/** A kubeadm join ticket. */
+export const joinTicketSchema = z.discriminatedUnion("available", [
+  z.object({
+    available: z.literal(true),
+    kind: z.literal("kubeadm"),
+    /** `HOST:PORT` of the API server. */
+    apiServerEndpoint: z.string().min(1).max(300),
+    /** Bootstrap token `<id>.<secret>`. */
+    token: z.string().regex(/^[a-z0-9]{6}\.[a-z0-9]{16}$/),
+    /** `sha256:<hex>` of the cluster CA's SubjectPublicKeyInfo. */
+    caCertHashes: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/)).min(1).max(8),
+    /** Expiry of the token, RFC 3339. */
+    expiresAt: z.string(),
+    /** For control-plane joins: kubeadm's certificate key (hex). */
+    certificateKey: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  }).strict(),
+  z.object({ available: z.literal(false), reason: z.string().max(500) }).strict(),
+]);
+/** A kubeadm join ticket, or why there is none. */
+export type JoinTicket = z.infer<typeof joinTicketSchema>;
+
+/** The identity of the KMS, for the node to pin and check end to end. */
+export const kmsIdentitySchema = z.object({
+  clusterId: z.string().max(63),
+  /** SHA-256 of the KMS's TLS certificate (DER), lower-case hex. */
+  tlsFingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+}).strict();
+/** The identity of the KMS. */
+export type KmsIdentity = z.infer<typeof kmsIdentitySchema>;
+
+/** The plaintext of a release. */
+export const releasePayloadSchema = z.object({
+  version: z.literal(1),
+  /** The disk's LUKS2 key (32 bytes), base64. */
+  diskKey: b64(32, 32),
+  disk: z.object({ uuid: z.string().regex(DISK_UUID_RE) }).strict(),
+  role: roleSchema,
+  nodeName: z.string().max(253),
+  /** The node's identity as the KMS recorded it: SHA-256 of its EK public key, hex. */
+  identity: z.string().regex(/^[0-9a-f]{64}$/),
+  /** True when this release enrolled the disk (first release of the UUID). */
+  enrolled: z.boolean(),
+  join: joinTicketSchema,
+  kms: kmsIdentitySchema,
+  /** RFC 3339. */
+  issuedAt: z.string(),
+}).strict();
+/** The plaintext of a release. */
+export type ReleasePayload = z.infer<typeof releasePayloadSchema>;
+
+/** The request in the canonical form that enters the binding. */
+export function canonicalRequest(r: ReleaseRequest): string {
+  return JSON.stringify({
+    role: r.role,
+    disk: { uuid: r.disk.uuid.toLowerCase() },
+    nodeName: r.nodeName,
+  });
+}
+
+/** The AEAD additional data binding a release to its session, request and ephemeral key. */
+export function releaseBinding(
+  session: string,
+  request: ReleaseRequest,
+  ephemeralPublicKey: Uint8Array,
+): Promise<Uint8Array> {
+  const z0 = new Uint8Array(1);
+  return sha256(
+    concat(
+      utf8(INFO),
+      z0,
+      utf8(session),
+      z0,
+      utf8(canonicalRequest(request)),
+      z0,
+      ephemeralPublicKey,
+      z0,
+    ),
+  );
+}
+
+/** A sealed release as it travels. */
+export interface SealedRelease {
+  suite: typeof RELEASE_SUITE;
+  enc: string;
+  ciphertext: string;
+}
+
+/** Seal `payload` to the raw X25519 public key `recipient`, bound by `aad`. */
+export async function sealRelease(
+  payload: ReleasePayload,
+  recipient: Uint8Array,
+  aad: Uint8Array,
+): Promise<SealedRelease> {
+  const suite = releaseSuite();
+  let pk: CryptoKey;
+  try {
+    pk = await suite.kem.deserializePublicKey(recipient as unknown as ArrayBuffer);
+  } catch (e) {
+    throw new ConfidantError("kms.ephemeral_key", "ephemeral public key is not an X25519 key", {
+      cause: e,
+    });
+  }
+  const pt = utf8(JSON.stringify(payload));
+  try {
+    const { ct, enc } = await suite.seal(
+      { recipientPublicKey: pk, info: utf8(INFO) },
+      pt,
+      aad,
+    );
+    return {
+      suite: RELEASE_SUITE,
+      enc: toBase64(new Uint8Array(enc)),
+      ciphertext: toBase64(new Uint8Array(ct)),
+    };
+  } finally {
+    pt.fill(0);
+  }
+}
+
+/** An ephemeral X25519 key pair of the node. */
+export interface EphemeralKeyPair {
+  /** Raw public key (32 bytes). */
+  publicKey: Uint8Array;
+  /** Private key, never exported. */
+  privateKey: CryptoKey;
+}
+
+/** Make an ephemeral key pair for one release. */
+export async function generateEphemeralKeyPair(): Promise<EphemeralKeyPair> {
+  const suite = releaseSuite();
+  const kp = await suite.kem.generateKeyPair();
+  const pub = new Uint8Array(await suite.kem.serializePublicKey(kp.publicKey));
+  return { publicKey: pub, privateKey: kp.privateKey };
+}
+
+/**
+ * Open a sealed release with the ephemeral private key; a tampered or mis-bound release is a
+ * ConfidantError `kms.release_tampered`; a payload that does not match the schema is
+ * `kms.release_malformed`.
+ */
+export async function openRelease(
+  sealed: SealedRelease,
+  key: EphemeralKeyPair,
+  aad: Uint8Array,
+): Promise<ReleasePayload> {
+  if (sealed.suite !== RELEASE_SUITE) {
+    throw new ConfidantError("kms.release_suite", `unsupported release suite ${sealed.suite}`);
+  }
+  const suite = releaseSuite();
+  let pt: Uint8Array;
+  try {
+    pt = new Uint8Array(
+      await suite.open(
+        {
+          recipientKey: key.privateKey,
+          enc: fromBase64(sealed.enc, "enc") as unknown as ArrayBuffer,
+          info: utf8(INFO),
+        },
+        fromBase64(sealed.ciphertext, "ciphertext"),
+        aad,
+      ),
+    );
+  } catch (e) {
+    throw new ConfidantError(
+      "kms.release_tampered",
+      "the sealed release does not open: tampered, or not sealed for this session and key",
+      { cause: e },
+    );
+  }
+  try {
+    const r = releasePayloadSchema.safeParse(JSON.parse(new TextDecoder().decode(pt)));
+    if (!r.success) throw new Error(r.error.issues[0]?.message);
+    return r.data;
+  } catch (e) {
+    throw new ConfidantError("kms.release_malformed", "the opened release is malformed", {
+      cause: e,
+    });
+  } finally {
+    pt.fill(0);
+  }
+}
