@@ -170,3 +170,21 @@ export function hashAlgName(alg: number): "SHA-1" | "SHA-256" | "SHA-384" | "SHA
 export function hashAlgSize(alg: number): number {
   return hashInfo(alg).size;
 }
+
+/** TPM_CC command codes of the commands this client implements (Part 2, 6.5.2). */
+export const TPM_CC = {
+  CreatePrimary: 0x00000131,
+  Startup: 0x00000144,
+  ActivateCredential: 0x00000147,
+  NV_Read: 0x0000014e,
+  PolicySecret: 0x00000151,
+  Quote: 0x00000158,
+  FlushContext: 0x00000165,
+  NV_ReadPublic: 0x00000169,
+  ReadPublic: 0x00000173,
+  StartAuthSession: 0x00000176,
+  GetCapability: 0x0000017a,
+  GetRandom: 0x0000017b,
+  PCR_Read: 0x0000017e,
+  PCR_Extend: 0x00000182,
+} as const;

@@ -86,6 +86,10 @@ export class Reader {
     if (n > max) throw this.error(`${field} size ${n} exceeds ${max}`);
     return this.bytes(n, field);
   }
+  /** A copy of the bytes from `start` up to the current offset (to keep raw encodings). */
+  since(start: number): Uint8Array {
+    return this.#buf.slice(start, this.#pos);
+  }
   /** A sub-reader over the next `n` bytes (consumed from this reader). */
   sub(n: number, field = "sub"): Reader {
     this.#need(n, field);
@@ -268,6 +272,18 @@ export function struct<F extends Fields>(fields: F): Codec<StructOf<F>> {
     write: (w, v) => {
       for (const k of keys) fields[k].write(w, v[k]);
     },
+  };
+}
+
+/** A value together with the exact bytes it was decoded from (writes the value back). */
+export function withBytes<T>(inner: Codec<T>): Codec<{ value: T; bytes: Uint8Array }> {
+  return {
+    read: (r) => {
+      const start = r.offset;
+      const value = inner.read(r);
+      return { value, bytes: r.since(start) };
+    },
+    write: (w, v) => inner.write(w, v.value),
   };
 }
 

@@ -11,3 +11,7 @@ export * from "./attest.ts";
 export * from "./signature.ts";
 export * from "./name.ts";
 export * from "./templates.ts";
+export * from "./digests.ts";
+export * from "./nv_public.ts";
+export * from "./tickets.ts";
+export * from "./capability.ts";
