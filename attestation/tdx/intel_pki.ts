@@ -125,7 +125,9 @@ export async function verifyChain(
   if (!rootMatches) {
     failures.push({
       check: `${prefix}.root`,
-      message: `chain ends at "${certName(root)}", whose key is not the pinned Intel SGX Root CA key`,
+      message: `chain ends at "${
+        certName(root)
+      }", whose key is not the pinned Intel SGX Root CA key`,
     });
   }
   for (let i = 0; i < certs.length; i++) {
