@@ -5,7 +5,8 @@
  * @module
  */
 import { z } from "zod";
-import { fromHex, toHex } from "../../lib/bytes.ts";
+import { toHex } from "../../lib/bytes.ts";
+import { ConfidantError } from "../../lib/errors.ts";
 import { decodeTcb, type SnpProduct, type SnpTcb } from "./product.ts";
 import { decodeGuestPolicy, type SnpReport } from "./report.ts";
 
@@ -151,12 +152,15 @@ export function evaluateSnpPolicy(
   return out;
 }
 
-/** Validate a policy document (e.g. parsed from YAML/JSON); throws a zod error when invalid. */
+/** Validate a policy document (e.g. parsed from YAML/JSON); invalid is a `snp.policy` error. */
 export function parseSnpPolicy(input: unknown): SnpPolicy {
-  return snpPolicySchema.parse(input);
-}
-
-/** Parse 64 hex-encoded bytes of expected report data. */
-export function reportDataFromHex(hex: string): Uint8Array {
-  return fromHex(hex, "report_data");
+  const r = snpPolicySchema.safeParse(input);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new ConfidantError(
+      "snp.policy",
+      `SEV-SNP policy ${i.path.join(".") || "document"}: ${i.message}`,
+    );
+  }
+  return r.data;
 }
