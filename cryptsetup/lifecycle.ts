@@ -1,0 +1,413 @@
+/**
+ * The state-disk lifecycle: a pure decision over what is on the disk, and a thin
+ * executor that carries it out through a {@link LuksBackend}.
+ *
+ * First boot (blank disk): format LUKS2 with a random volume key, write the token
+ * `fresh`, add one keyslot holding a random passphrase that lives only in memory,
+ * activate, (integrity: zero the mapped device), make ext4, ask for the KMS key,
+ * change the keyslot to the KMS key, set the token to `keyed`. The caller mounts and
+ * writes data only after this returns, so:
+ *
+ * - `fresh` means no data was ever written under a KMS key: a power cut at any step
+ *   before `keyed` leaves a disk the next boot formats again;
+ * - the token is written before the first keyslot, so a header of ours without a
+ *   token also has no keyslot: nobody can open it, and with its data area still blank
+ *   (nothing was ever activated and written) it is an interrupted format too;
+ * - after `keyed`, the only keyslot holds the KMS key, the only long-term secret.
+ *
+ * Everything else (not blank and not LUKS, LUKS1, another cluster, a token we do not
+ * understand, a whitelist failure, a wrong key) stops with a typed error and changes
+ * no byte.
+ *
+ * @module
+ */
+import { ConfidantError } from "../lib/errors.ts";
+import { Logger } from "../lib/log.ts";
+import type { BlankReport } from "./blank.ts";
+import { checkBlank } from "./blank.ts";
+import type { BlockDevice } from "./block_device.ts";
+import { HEADER_PROBE_BYTES, type Luks2Header, probeLuks } from "./luks_header.ts";
+import { type ConfidantToken, decodeToken, encodeToken, TOKEN_TYPE } from "./token.ts";
+import { checkWhitelist, DATA_OFFSET, type WhitelistReport } from "./whitelist.ts";
+
+/** Name of the device-mapper target (`/dev/mapper/state`). */
+export const MAPPER_NAME = "state";
+/** Bytes of the random first-boot passphrase. */
+export const RANDOM_PASSPHRASE_BYTES = 32;
+/** Bytes of the KMS disk key. */
+export const KMS_KEY_BYTES = 32;
+
+/** What the agent asks for. */
+export interface LifecycleConfig {
+  /** The cluster this node belongs to. */
+  cluster: string;
+  /** dm-integrity hmac(sha256) on the data segment. */
+  integrity: boolean;
+}
+
+/** What is known about the disk before deciding (gathered by {@link observeDisk}). */
+export interface DiskObservation {
+  /** LUKS at the start of the disk. */
+  luks: "none" | "luks1" | "luks2" | "damaged";
+  /** Parse error of a damaged header. */
+  damage?: string;
+  /** Whole-disk blank test (when `luks` is none). */
+  blank?: BlankReport;
+  /** Blank test of the data area from {@link DATA_OFFSET} (when the header may be a half-done format). */
+  dataAreaBlank?: BlankReport;
+  /** The parsed header (luks2). */
+  header?: Luks2Header;
+  /** UUID of the header in force. */
+  uuid?: string;
+  keyslotCount?: number;
+  tokenCount?: number;
+  /** Our token, when there is exactly one and it decodes. */
+  token?: ConfidantToken;
+  /** Why the token is not understood. */
+  tokenError?: string;
+  /** Whitelist verdict with the limits of the token's state. */
+  whitelist?: WhitelistReport;
+}
+
+/** The decision. */
+export type Decision =
+  | { action: "format"; reason: string }
+  | { action: "open"; uuid: string }
+  | { action: "refuse"; code: string; message: string };
+
+/** Whitelist limits for a header in `state`. */
+export function whitelistFor(state: "fresh" | "keyed", integrity: boolean) {
+  // a power cut inside the keyslot change can leave two keyslots on a fresh disk
+  return { integrity, maxKeyslots: state === "keyed" ? 1 : 2 };
+}
+
+/** Read what is on the disk (headers, blank tests). Reads only. */
+export async function observeDisk(
+  dev: BlockDevice,
+  cfg: LifecycleConfig,
+): Promise<DiskObservation> {
+  const size = await dev.size();
+  const head = await dev.read(0, Math.min(size, HEADER_PROBE_BYTES));
+  const probe = probeLuks(head);
+  if (probe.kind === "none") return { luks: "none", blank: await checkBlank(dev) };
+  if (probe.kind === "luks1") return { luks: "luks1" };
+  const dataArea = () => checkBlank(dev, DATA_OFFSET);
+  if (probe.kind === "damaged") {
+    return { luks: "damaged", damage: probe.error.message, dataAreaBlank: await dataArea() };
+  }
+  const header = probe.header;
+  const m = header.active.metadata;
+  const obs: DiskObservation = {
+    luks: "luks2",
+    header,
+    uuid: header.active.binary.uuid,
+    keyslotCount: Object.keys(m.keyslots).length,
+    tokenCount: Object.keys(m.tokens).length,
+  };
+  const tokens = Object.values(m.tokens);
+  if (tokens.length === 1 && tokens[0].type === TOKEN_TYPE) {
+    try {
+      obs.token = decodeToken(tokens[0]);
+    } catch (e) {
+      obs.tokenError = e instanceof Error ? e.message : String(e);
+    }
+  } else if (tokens.length > 0) {
+    obs.tokenError = `tokens of type ${
+      tokens.map((t) => JSON.stringify(String(t.type).slice(0, 32))).join(", ")
+    } are not confidant's`;
+  }
+  obs.whitelist = checkWhitelist(header, whitelistFor(obs.token?.state ?? "keyed", cfg.integrity));
+  if (obs.tokenCount === 0 && obs.keyslotCount === 0) obs.dataAreaBlank = await dataArea();
+  return obs;
+}
+
+function whitelistMessage(w: WhitelistReport): string {
+  return w.failures.slice(0, 5).map((f) => `${f.parameter} is ${f.found}, expected ${f.expected}`)
+    .join("; ") + (w.failures.length > 5 ? `; and ${w.failures.length - 5} more` : "");
+}
+
+/** Decide what to do with the disk. Pure. */
+export function decide(obs: DiskObservation, cfg: LifecycleConfig): Decision {
+  const refuse = (code: string, message: string): Decision => ({ action: "refuse", code, message });
+  switch (obs.luks) {
+    case "none":
+      if (obs.blank?.blank) return { action: "format", reason: "blank disk (first boot)" };
+      return refuse(
+        "disk.not_blank",
+        `the disk is neither LUKS2 nor blank (${
+          obs.blank?.reasons.join("; ") ?? "not checked"
+        }); ` +
+          "nothing was changed (an operator can run `confidant disk reset --yes-destroy-data`)",
+      );
+    case "luks1":
+      return refuse("luks.luks1", "the disk holds a LUKS1 header; nothing was changed");
+    case "damaged":
+      if (obs.dataAreaBlank?.blank) {
+        return {
+          action: "format",
+          reason: "interrupted format: damaged header, data area never used",
+        };
+      }
+      return refuse("luks.damaged_header", `the LUKS2 header is damaged: ${obs.damage}`);
+    case "luks2":
+      break;
+  }
+  if (obs.tokenCount === 0) {
+    if (obs.keyslotCount === 0 && obs.dataAreaBlank?.blank) {
+      return { action: "format", reason: "interrupted format: header without token or keyslot" };
+    }
+    return refuse(
+      "luks.not_ours",
+      "the LUKS2 header has no confidant token (another system's disk?)",
+    );
+  }
+  if (!obs.token) {
+    return refuse("luks.token_unknown", `the LUKS2 token is not understood: ${obs.tokenError}`);
+  }
+  if (obs.token.cluster !== cfg.cluster) {
+    return refuse(
+      "luks.other_cluster",
+      `the disk belongs to cluster ${JSON.stringify(obs.token.cluster)}, not ${
+        JSON.stringify(cfg.cluster)
+      }`,
+    );
+  }
+  if (obs.token.integrity !== cfg.integrity) {
+    return refuse(
+      "luks.integrity_mismatch",
+      `the disk was formatted with integrity=${obs.token.integrity}, the node expects ${cfg.integrity}`,
+    );
+  }
+  if (!obs.whitelist?.ok) {
+    return refuse(
+      "luks.whitelist",
+      `the LUKS2 header is not confidant's format: ${whitelistMessage(obs.whitelist!)}`,
+    );
+  }
+  if (obs.token.state === "fresh") {
+    return { action: "format", reason: "token fresh: the disk was never keyed" };
+  }
+  return { action: "open", uuid: obs.uuid! };
+}
+
+/** Steps of the first-boot sequence, in order (crash injection names one of them). */
+export const FORMAT_STEPS = [
+  "format-header",
+  "token-fresh",
+  "keyslot-random",
+  "activate",
+  "wipe",
+  "mkfs",
+  "kms-key",
+  "keyslot-change",
+  "token-keyed",
+] as const;
+/** One first-boot step. */
+export type FormatStep = typeof FORMAT_STEPS[number];
+
+/** Thrown by the executor when `crashAfter` names the step just done (tests only). */
+export class SimulatedCrash extends ConfidantError {
+  constructor(readonly step: FormatStep) {
+    super("test.crash", `simulated power cut after ${step}`);
+    this.name = "SimulatedCrash";
+  }
+}
+
+/** The disk operations the executor needs; implemented over libcryptsetup and in memory. */
+export interface LuksBackend {
+  /** The raw disk, for observation. */
+  readonly device: BlockDevice;
+  /** Whether activation creates a mapped device (false: host without device-mapper). */
+  readonly mapsDevice: boolean;
+  /**
+   * Format LUKS2 (random volume key), write `tokenJson`, then add a keyslot with
+   * `passphrase`, calling `checkpoint` after each of the three header writes.
+   */
+  format(
+    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array },
+    checkpoint: (step: FormatStep) => void,
+  ): Promise<string>;
+  /** Activate as `name` (or only check the key when the backend maps nothing). */
+  activate(name: string, passphrase: Uint8Array): Promise<void>;
+  /** Zero the whole mapped device (integrity tags become valid), logging progress. */
+  wipeMapped(name: string, log: Logger): Promise<void>;
+  /** Make the ext4 filesystem on the mapped device. */
+  mkfs(name: string): Promise<void>;
+  /** Replace the keyslot opened by `oldPassphrase` with one for `newPassphrase`. */
+  changeKey(oldPassphrase: Uint8Array, newPassphrase: Uint8Array): Promise<void>;
+  /** Replace confidant's token. */
+  setToken(tokenJson: string): Promise<void>;
+  /** Deactivate `name` if it is active. */
+  deactivate(name: string): Promise<void>;
+  /** Zero the LUKS metadata area [0, DATA_OFFSET) (operator reset only). */
+  wipeHeaderArea(): Promise<void>;
+}
+
+/** Options of {@link unlockOrFormat}. */
+export interface UnlockOptions extends LifecycleConfig {
+  /** Returns the disk key released by the KMS (32 bytes); called once. */
+  getKey: () => Promise<Uint8Array>;
+  /** Test hook: simulate a power cut right after this step. */
+  crashAfter?: FormatStep;
+  log?: Logger;
+}
+
+/** What {@link unlockOrFormat} did. */
+export interface UnlockResult {
+  action: "formatted" | "opened";
+  /** LUKS UUID. */
+  uuid: string;
+  /** `/dev/mapper/state`, or null when the backend maps nothing. */
+  mapper: string | null;
+  /** Why it formatted (first boot, fresh token, interrupted format). */
+  reason?: string;
+}
+
+function checkKey(key: Uint8Array): void {
+  if (key.length !== KMS_KEY_BYTES) {
+    throw new ConfidantError("luks.key_size", `the KMS disk key must be ${KMS_KEY_BYTES} bytes`);
+  }
+}
+
+/**
+ * Open the state disk with the KMS key, or format it on first boot (see the module
+ * doc for the order and what a power cut leaves). Refusals change no byte.
+ */
+export async function unlockOrFormat(
+  backend: LuksBackend,
+  opts: UnlockOptions,
+): Promise<UnlockResult> {
+  const log = opts.log ?? new Logger("disk");
+  const obs = await observeDisk(backend.device, opts);
+  const d = decide(obs, opts);
+  const mapper = backend.mapsDevice ? `/dev/mapper/${MAPPER_NAME}` : null;
+  if (d.action === "refuse") {
+    log.error("state disk refused", { code: d.code });
+    throw new ConfidantError(d.code, d.message);
+  }
+  if (d.action === "open") {
+    const key = await opts.getKey();
+    try {
+      checkKey(key);
+      await backend.activate(MAPPER_NAME, key);
+    } finally {
+      key.fill(0);
+    }
+    // the header must not have changed between the whitelist check and the library's load
+    const again = await observeDisk(backend.device, opts);
+    if (
+      again.header?.active.jsonText !== obs.header!.active.jsonText ||
+      again.header?.active.binary.seqid !== obs.header!.active.binary.seqid
+    ) {
+      await backend.deactivate(MAPPER_NAME);
+      throw new ConfidantError("luks.header_changed", "the LUKS2 header changed while opening");
+    }
+    log.info("state disk opened", { uuid: d.uuid });
+    return { action: "opened", uuid: d.uuid, mapper };
+  }
+  log.info("formatting state disk", { reason: d.reason, integrity: opts.integrity });
+  const step = (s: FormatStep) => {
+    log.debug("state disk step done", { step: s });
+    if (opts.crashAfter === s) throw new SimulatedCrash(s);
+  };
+  const passphrase = crypto.getRandomValues(new Uint8Array(RANDOM_PASSPHRASE_BYTES));
+  let key: Uint8Array | undefined;
+  try {
+    const uuid = await backend.format(
+      {
+        integrity: opts.integrity,
+        tokenJson: encodeToken({
+          state: "fresh",
+          cluster: opts.cluster,
+          integrity: opts.integrity,
+        }),
+        passphrase,
+      },
+      step,
+    );
+    await backend.activate(MAPPER_NAME, passphrase);
+    step("activate");
+    if (opts.integrity) await backend.wipeMapped(MAPPER_NAME, log);
+    step("wipe");
+    await backend.mkfs(MAPPER_NAME);
+    step("mkfs");
+    key = await opts.getKey();
+    checkKey(key);
+    step("kms-key");
+    await backend.changeKey(passphrase, key);
+    step("keyslot-change");
+    await backend.setToken(
+      encodeToken({ state: "keyed", cluster: opts.cluster, integrity: opts.integrity }),
+    );
+    step("token-keyed");
+    const after = await observeDisk(backend.device, opts);
+    if (after.token?.state !== "keyed" || after.keyslotCount !== 1 || !after.whitelist?.ok) {
+      throw new ConfidantError("luks.format_check", "the formatted header is not what was written");
+    }
+    log.info("state disk formatted and keyed", { uuid });
+    return { action: "formatted", uuid, mapper, reason: d.reason };
+  } finally {
+    passphrase.fill(0);
+    key?.fill(0);
+  }
+}
+
+/** Options of {@link resetDisk}. */
+export interface ResetOptions extends LifecycleConfig {
+  log?: Logger;
+}
+
+/**
+ * The operator's `disk reset --yes-destroy-data`: zero the LUKS metadata area (every
+ * keyslot is gone, so whatever the data area held can no longer be decrypted), then
+ * write a `fresh` header for `cluster` whose random passphrase is forgotten at once.
+ * The next boot sees a fresh disk of its cluster and formats it. Destroys data.
+ */
+export async function resetDisk(backend: LuksBackend, opts: ResetOptions): Promise<string> {
+  const log = opts.log ?? new Logger("disk");
+  await backend.deactivate(MAPPER_NAME);
+  log.warn("resetting state disk: destroying the LUKS header", { cluster: opts.cluster });
+  await backend.wipeHeaderArea();
+  const passphrase = crypto.getRandomValues(new Uint8Array(RANDOM_PASSPHRASE_BYTES));
+  try {
+    return await backend.format(
+      {
+        integrity: opts.integrity,
+        tokenJson: encodeToken({
+          state: "fresh",
+          cluster: opts.cluster,
+          integrity: opts.integrity,
+        }),
+        passphrase,
+      },
+      () => {},
+    );
+  } finally {
+    passphrase.fill(0);
+  }
+}
+
+/**
+ * Replace the KMS key of a keyed disk (`oldKey` must open its only keyslot). The
+ * header must pass the whitelist first; afterwards it still holds exactly one keyslot.
+ */
+export async function rekeyDisk(
+  backend: LuksBackend,
+  cfg: LifecycleConfig,
+  oldKey: Uint8Array,
+  newKey: Uint8Array,
+): Promise<void> {
+  const obs = await observeDisk(backend.device, cfg);
+  const d = decide(obs, cfg);
+  if (d.action === "refuse") throw new ConfidantError(d.code, d.message);
+  if (d.action !== "open") {
+    throw new ConfidantError("luks.not_keyed", "only a keyed disk can be rekeyed");
+  }
+  checkKey(oldKey);
+  checkKey(newKey);
+  await backend.changeKey(oldKey, newKey);
+  const after = await observeDisk(backend.device, cfg);
+  if (after.keyslotCount !== 1 || !after.whitelist?.ok) {
+    throw new ConfidantError("luks.rekey_check", "after rekey the header is not as expected");
+  }
+}
