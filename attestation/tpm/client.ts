@@ -31,6 +31,7 @@ import {
   StartAuthSession,
 } from "./commands/mod.ts";
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SE } from "./constants.ts";
+import { TpmError } from "./errors.ts";
 import type { CapabilityData } from "./structures/capability.ts";
 import type { TpmtHa } from "./structures/digests.ts";
 import { TPMA_NV, type TpmsNvPublic } from "./structures/nv_public.ts";
@@ -63,6 +64,11 @@ export interface QuoteResult {
   signature: Uint8Array;
 }
 
+/** Response codes after which the same command is sent again (Part 1, "TPM_RC_RETRY"). */
+const RETRYABLE = new Set([0x922, /* RETRY */ 0x908, /* YIELDED */ 0x90a /* TESTING */]);
+/** How many times a command is resent after a retryable warning. */
+const MAX_RETRIES = 8;
+
 /** Default NV read chunk when the TPM does not report TPM_PT_NV_BUFFER_MAX. */
 const DEFAULT_NV_CHUNK = 512;
 
@@ -89,8 +95,16 @@ export class Tpm {
     sessions: readonly AuthSession[] = [],
   ): Promise<ParsedResponse<R>> {
     const cmd = buildCommand(d, handles, params, sessions);
-    const rsp = await this.transport.send(cmd);
-    return parseResponse(d, rsp, sessions.length);
+    for (let attempt = 0;; attempt++) {
+      const rsp = await this.transport.send(cmd);
+      try {
+        return parseResponse(d, rsp, sessions.length);
+      } catch (e) {
+        // TPM_RC_RETRY / YIELDED / TESTING: the TPM asks for the same command again.
+        if (e instanceof TpmError && RETRYABLE.has(e.rc) && attempt < MAX_RETRIES) continue;
+        throw e;
+      }
+    }
   }
 
   /** `n` random bytes from the TPM (several calls when the TPM returns fewer). */
