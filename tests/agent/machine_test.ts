@@ -161,7 +161,9 @@ Deno.test("runBoot() takes a blank disk through every step to ready", async () =
 
 Deno.test("runBoot() waits for a KMS that is down, disk locked meanwhile, then completes", async () => {
   const seen: string[] = [];
+  // deno-lint-ignore prefer-const
   let w!: World;
+  // deno-lint-ignore prefer-const
   let state!: StateStore;
   const down = () => {
     seen.push(state.snapshot().steps[1].status);
@@ -283,6 +285,7 @@ Deno.test("runBoot() killed during join and run again completes without a second
 });
 
 Deno.test("runBoot() treats a hung KMS attempt as a timeout and retries", async () => {
+  // deno-lint-ignore prefer-const
   let w!: World;
   const w0 = new FakeKms([
     (_r, signal) => {
