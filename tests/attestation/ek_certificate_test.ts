@@ -6,11 +6,14 @@ import {
   verifyEkCertificate,
 } from "../../attestation/ek_certificate.ts";
 import { makeCredential } from "../../attestation/tpm/credential/mod.ts";
-import { computeName, unmarshalTpm2bPublic } from "../../attestation/tpm/mod.ts";
+import {
+  computeName,
+  marshalCredentialFile,
+  unmarshalTpm2bPublic,
+} from "../../attestation/tpm/mod.ts";
 import { ConfidantError, ParseError } from "../../lib/errors.ts";
 import { toHex } from "../../lib/bytes.ts";
 import { activateWithTools, startTestTpm, type TestTpm } from "./tpm/credential/_tpm2.ts";
-import { tpm2ToolsCredentialFile } from "../../attestation/tpm/credential/tpm2_tools_format.ts";
 
 const EKS: {
   label: string;
@@ -95,7 +98,7 @@ Deno.test("EK certificates made by swtpm_setup verify and target the TPM's EK", 
         const cred = makeCredential(ekPublic, await Deno.readFile(f("ak.name")), secret);
         const got = await activateWithTools(
           tpm,
-          tpm2ToolsCredentialFile(cred),
+          marshalCredentialFile(cred),
           ek.handle,
           ek.policyHash,
         );

@@ -36,11 +36,14 @@ const ALG_NULL = 0x0010;
 const ALG_OAEP = 0x0017;
 const ALG_ECDH = 0x0019;
 
-/** The two TPM structures TPM2_ActivateCredential takes. */
+/**
+ * The two parameters of TPM2_ActivateCredential, as the CONTENTS of their TPM2B wrappers
+ * (without the u16 size), matching `Tpm.activateCredential` and `marshalCredentialFile`.
+ */
 export interface Credential {
-  /** TPM2B_ID_OBJECT: size, then TPM2B_DIGEST(integrityHMAC) || encIdentity. */
+  /** Contents of the TPM2B_ID_OBJECT: TPM2B_DIGEST(integrityHMAC) || encIdentity. */
   credentialBlob: Uint8Array;
-  /** TPM2B_ENCRYPTED_SECRET: size, then the OAEP ciphertext or a TPMS_ECC_POINT. */
+  /** Contents of the TPM2B_ENCRYPTED_SECRET: OAEP ciphertext, or a TPMS_ECC_POINT. */
   encryptedSecret: Uint8Array;
 }
 
@@ -174,8 +177,8 @@ export function makeCredential(
       .digest();
     hmacKey.fill(0);
     return {
-      credentialBlob: tpm2b(concat(tpm2b(new Uint8Array(mac)), encIdentity)),
-      encryptedSecret: tpm2b(encSeed),
+      credentialBlob: concat(tpm2b(new Uint8Array(mac)), encIdentity),
+      encryptedSecret: encSeed,
     };
   } finally {
     seed.fill(0);

@@ -1,6 +1,7 @@
 /**
  * Credential protection in software (TPM 2.0 Part 1, 24): MakeCredential for an EK, the KDFs
- * and AES-CFB it needs, and tpm2-tools' credential file format.
+ * and AES-CFB it needs. (tpm2-tools' credential file format is `marshalCredentialFile` in
+ * attestation/tpm/credential_file.ts.)
  *
  * @module
  */
@@ -11,4 +12,3 @@ export {
 } from "./make_credential.ts";
 export { kdfa, kdfe } from "./kdf.ts";
 export { aesCfbDecrypt, aesCfbEncrypt } from "./aes_cfb.ts";
-export { parseTpm2ToolsCredentialFile, tpm2ToolsCredentialFile } from "./tpm2_tools_format.ts";

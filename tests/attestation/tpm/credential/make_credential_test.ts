@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeCredential } from "../../../../attestation/tpm/credential/make_credential.ts";
-import { tpm2ToolsCredentialFile } from "../../../../attestation/tpm/credential/tpm2_tools_format.ts";
-import { EK_TEMPLATE_RSA2048, unmarshalTpm2bPublic } from "../../../../attestation/tpm/mod.ts";
+import {
+  EK_TEMPLATE_RSA2048,
+  loadAttestationKeys,
+  marshalCredentialFile,
+  Tpm,
+  unmarshalTpm2bPublic,
+} from "../../../../attestation/tpm/mod.ts";
 import { ConfidantError } from "../../../../lib/errors.ts";
 import { toHex } from "../../../../lib/bytes.ts";
 import { activateWithTools, startTestTpm, type TestTpm } from "./_tpm2.ts";
@@ -45,7 +50,7 @@ for (const ekAlg of ["rsa", "ecc"] as const) {
       const cred = makeCredential(ek, akName, secret);
       const got = await activateWithTools(
         tpm,
-        tpm2ToolsCredentialFile(cred),
+        marshalCredentialFile(cred),
         join(tpm.dir, "ek.ctx"),
       );
       assert.equal(toHex(got), toHex(secret));
@@ -55,13 +60,13 @@ for (const ekAlg of ["rsa", "ecc"] as const) {
       other[5] ^= 1;
       const wrong = makeCredential(ek, other, secret);
       await assert.rejects(
-        activateWithTools(tpm, tpm2ToolsCredentialFile(wrong), join(tpm.dir, "ek.ctx")),
+        activateWithTools(tpm, marshalCredentialFile(wrong), join(tpm.dir, "ek.ctx")),
       );
       // A flipped bit in the blob fails the integrity HMAC.
       const bad = makeCredential(ek, akName, secret);
       bad.credentialBlob[10] ^= 0x40;
       await assert.rejects(
-        activateWithTools(tpm, tpm2ToolsCredentialFile(bad), join(tpm.dir, "ek.ctx")),
+        activateWithTools(tpm, marshalCredentialFile(bad), join(tpm.dir, "ek.ctx")),
       );
     } finally {
       await tpm.stop();
@@ -88,9 +93,45 @@ Deno.test("makeCredential() is deterministic given the seed and differs per name
   const a = makeCredential(ek, name, new Uint8Array(16).fill(1), { seed });
   const b = makeCredential(ek, name, new Uint8Array(16).fill(1), { seed });
   assert.equal(toHex(a.credentialBlob), toHex(b.credentialBlob));
-  // blob = u16 size || u16 32 || HMAC(32) || encIdentity(2 + 16)
-  assert.equal(a.credentialBlob.length, 2 + 2 + 32 + 18);
+  // blob = u16 32 || HMAC(32) || encIdentity(2 + 16)
+  assert.equal(a.credentialBlob.length, 2 + 32 + 18);
   name[33] = 1;
   const c = makeCredential(ek, name, new Uint8Array(16).fill(1), { seed });
   assert.notEqual(toHex(c.credentialBlob), toHex(a.credentialBlob));
 });
+
+for (const ekKind of ["rsa", "ecc"] as const) {
+  Deno.test(`makeCredential() output is activated by Tpm.activateCredential (${ekKind} EK)`, async () => {
+    const sw = await startTestTpm();
+    const tpm = Tpm.open(sw.spec);
+    try {
+      const keys = await loadAttestationKeys(tpm, { ek: ekKind });
+      try {
+        const secret = crypto.getRandomValues(new Uint8Array(32));
+        const cred = makeCredential(keys.ek.public, keys.ak.name, secret);
+        const got = await tpm.activateCredential(
+          keys.ak.handle,
+          keys.ek.handle,
+          cred.credentialBlob,
+          cred.encryptedSecret,
+        );
+        assert.equal(toHex(got), toHex(secret));
+        // Made for the EK's own name instead of the AK's: the TPM refuses.
+        const wrong = makeCredential(keys.ek.public, keys.ek.name, secret);
+        await assert.rejects(
+          tpm.activateCredential(
+            keys.ak.handle,
+            keys.ek.handle,
+            wrong.credentialBlob,
+            wrong.encryptedSecret,
+          ),
+        );
+      } finally {
+        await keys.flush();
+      }
+    } finally {
+      await tpm.close();
+      await sw.stop();
+    }
+  });
+}
