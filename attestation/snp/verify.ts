@@ -102,12 +102,12 @@ type Role = "vcek" | "vlek" | "ask" | "asvk" | "ark";
  * Without a policy only structure, signatures, chain, validity, TCB/hwid consistency,
  * CRL (if present) and the report-data binding (if expected) are checked.
  */
-export function verifySnpEvidence(
+export async function verifySnpEvidence(
   evidence: unknown,
   policy: SnpPolicy | undefined,
   options: SnpVerifyOptions,
 ): Promise<SnpVerification> {
-  return verifySnpReport(decodeSnpEvidence(evidence), policy, options);
+  return await verifySnpReport(decodeSnpEvidence(evidence), policy, options);
 }
 
 /** Verify decoded evidence (raw report and DER certificates). */
