@@ -28,7 +28,12 @@ import { checkBlank } from "./blank.ts";
 import type { BlockDevice } from "./block_device.ts";
 import { HEADER_PROBE_BYTES, type Luks2Header, probeLuks } from "./luks_header.ts";
 import { type ConfidantToken, decodeToken, encodeToken, TOKEN_TYPE } from "./token.ts";
-import { checkWhitelist, DATA_OFFSET, type WhitelistReport } from "./whitelist.ts";
+import {
+  checkWhitelist,
+  DATA_OFFSET,
+  type WhitelistOptions,
+  type WhitelistReport,
+} from "./whitelist.ts";
 
 /** Name of the device-mapper target (`/dev/mapper/state`). */
 export const MAPPER_NAME = "state";
@@ -75,10 +80,15 @@ export type Decision =
   | { action: "open"; uuid: string }
   | { action: "refuse"; code: string; message: string };
 
-/** Whitelist limits for a header in `state`. */
-export function whitelistFor(state: "fresh" | "keyed", integrity: boolean) {
-  // a power cut inside the keyslot change can leave two keyslots on a fresh disk
-  return { integrity, maxKeyslots: state === "keyed" ? 1 : 2 };
+/**
+ * Whitelist limits for a header in `state`: keyed means exactly one keyslot; a fresh
+ * header may have none (power cut before the first keyslot) or two (power cut inside
+ * the keyslot change).
+ */
+export function whitelistFor(state: "fresh" | "keyed", integrity: boolean): WhitelistOptions {
+  return state === "keyed"
+    ? { integrity, minKeyslots: 1, maxKeyslots: 1 }
+    : { integrity, minKeyslots: 0, maxKeyslots: 2 };
 }
 
 /** Read what is on the disk (headers, blank tests). Reads only. */

@@ -24,6 +24,8 @@ export const MAX_PBKDF2_ITERATIONS = 10_000_000;
 export interface WhitelistOptions {
   /** dm-integrity hmac(sha256) is expected (and required). */
   integrity: boolean;
+  /** Fewest keyslots required (1 once the disk is keyed). */
+  minKeyslots: number;
   /** Most keyslots allowed (1 once the disk is keyed). */
   maxKeyslots: number;
 }
@@ -148,8 +150,8 @@ export function checkCopy(copy: HeaderCopy, opts: WhitelistOptions): WhitelistFa
   }
   // keyslots
   const ksIds = Object.keys(m.keyslots);
-  if (ksIds.length < 1 || ksIds.length > opts.maxKeyslots) {
-    c.bad("keyslots", ksIds, `1 to ${opts.maxKeyslots} keyslot(s)`);
+  if (ksIds.length < opts.minKeyslots || ksIds.length > opts.maxKeyslots) {
+    c.bad("keyslots", ksIds, `${opts.minKeyslots} to ${opts.maxKeyslots} keyslot(s)`);
   }
   const volumeKeyBytes = opts.integrity ? 96 : 64;
   for (const id of ksIds) {
