@@ -81,6 +81,8 @@ export interface FakePki {
   root: X509Certificate;
   rootDer: Uint8Array;
   platformCa: X509Certificate;
+  caKey: CryptoKeyPair;
+  rootKey: CryptoKeyPair;
   leaf: X509Certificate;
   leafKey: CryptoKeyPair;
   tcbSigning: X509Certificate;
@@ -160,6 +162,8 @@ export async function makeFakePki(
     root,
     rootDer: new Uint8Array(root.rawData),
     platformCa,
+    caKey,
+    rootKey,
     leaf,
     leafKey,
     tcbSigning,
