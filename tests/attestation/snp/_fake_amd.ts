@@ -90,7 +90,7 @@ export async function makeFakeChain(
     signingAlgorithm: PSS_ALG,
     ...validity,
   });
-  const ext = (oid: string, v: Uint8Array) => new x509.Extension(oid, false, v);
+  const ext = (oid: string, v: Uint8Array) => new x509.Extension(oid, false, v as BufferSource);
   const extensions = [
     ext("1.3.6.1.4.1.3704.1.1", derInt(1)),
     ext("1.3.6.1.4.1.3704.1.2", ia5(product === "Milan" ? "Milan-B0" : product)),
@@ -188,5 +188,5 @@ export async function makeCrl(
 
 /** The subject name of a DER certificate as @peculiar/x509 prints it. */
 export function subjectOf(der: Uint8Array): string {
-  return new x509.X509Certificate(der).subject;
+  return new x509.X509Certificate(der as BufferSource).subject;
 }
