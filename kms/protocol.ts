@@ -60,9 +60,9 @@ export type BeginRequest = z.infer<typeof beginRequestSchema>;
 
 /** The output of MakeCredential, for TPM2_ActivateCredential. */
 export const credentialSchema = z.object({
-  /** TPM2B_ID_OBJECT, base64. */
+  /** Contents of the TPM2B_ID_OBJECT (integrity HMAC as TPM2B, then encIdentity), base64. */
   credentialBlob: b64(1024),
-  /** TPM2B_ENCRYPTED_SECRET, base64. */
+  /** Contents of the TPM2B_ENCRYPTED_SECRET, base64. */
   encryptedSecret: b64(1024),
 }).strict();
 

@@ -1,0 +1,327 @@
+/**
+ * The node side of the KMS protocol: {@link requestRelease} runs `begin` / activate / quote /
+ * `finish` once against a KMS whose TLS certificate is pinned by its SHA-256 fingerprint, and
+ * returns the opened release.
+ *
+ * Pinning in Deno 2.9.6: `Deno.connectTls` cannot skip verification, and a self-signed
+ * certificate given as the only CA to `Deno.createHttpClient` fails (rustls refuses a CA used
+ * as an end entity, and the host name must match). What works is node:tls: connect with
+ * `rejectUnauthorized: false`, read `getPeerCertificate().fingerprint256`, compare it with
+ * the pin, and only then send the request over that same socket with node:https
+ * (`createConnection` returns the checked socket). Nothing is written before the check. The
+ * sealed release also names the KMS's fingerprint, which the node checks end to end.
+ *
+ * @module
+ */
+import tls from "node:tls";
+import https from "node:https";
+import type { z } from "zod";
+import { concat, fromBase64, sha256, toBase64, toHex } from "../lib/bytes.ts";
+import { ConfidantError } from "../lib/errors.ts";
+import type { Tpm } from "../attestation/tpm/client.ts";
+import { loadAttestationKeys } from "../attestation/tpm/keys.ts";
+import { TPM_ALG } from "../attestation/tpm/constants.ts";
+import { marshalTpm2bPublic } from "../attestation/tpm/structures/mod.ts";
+import { qualifyingData } from "../attestation/qualifying_data.ts";
+import type { TpmDocument } from "../attestation/document.ts";
+import {
+  BEGIN_PATH,
+  type BeginRequest,
+  beginResponseSchema,
+  errorResponseSchema,
+  FINISH_PATH,
+  finishResponseSchema,
+  type ReleaseRequest,
+} from "./protocol.ts";
+import {
+  type EphemeralKeyPair,
+  generateEphemeralKeyPair,
+  openRelease,
+  releaseBinding,
+  type ReleasePayload,
+} from "./release.ts";
+
+/** A refusal by the KMS (403), naming every failed check. */
+export class KmsRefusedError extends ConfidantError {
+  constructor(readonly status: number, readonly error: string, readonly checks: string[]) {
+    super(
+      "kms.refused",
+      `the KMS answered ${status} ${error}${checks.length ? `: ${checks.join(", ")}` : ""}`,
+    );
+    this.name = "KmsRefusedError";
+  }
+}
+
+/** Normalise a SHA-256 fingerprint (`AB:CD:...`, `abcd...`, `sha256:abcd...`) to lower hex. */
+export function normaliseFingerprint(fp: string): string {
+  const hex = fp.trim().replace(/^sha256:/i, "").replace(/:/g, "").toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new ConfidantError("kms.fingerprint", "a KMS fingerprint is 32 bytes of hex (SHA-256)");
+  }
+  return hex;
+}
+
+/** What {@link KmsTransport.post} returns. */
+export interface KmsHttpResponse {
+  status: number;
+  body: unknown;
+}
+
+/** How the client talks to the KMS (a pinned HTTPS connection, or a test double). */
+export interface KmsTransport {
+  post(path: string, body: unknown): Promise<KmsHttpResponse>;
+}
+
+const MAX_RESPONSE = 256 * 1024;
+
+/** A transport that pins the KMS's TLS certificate by SHA-256 fingerprint (one TLS connection per request). */
+export function pinnedHttpsTransport(
+  kmsUrl: string,
+  fingerprint: string,
+  opts: { timeoutMs?: number } = {},
+): KmsTransport {
+  const url = new URL(kmsUrl);
+  if (url.protocol !== "https:") {
+    throw new ConfidantError("kms.url", "the KMS URL must be https://");
+  }
+  const pin = normaliseFingerprint(fingerprint);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || 443);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  return {
+    post(path, body) {
+      return new Promise<KmsHttpResponse>((resolve, reject) => {
+        const fail = (e: unknown) => {
+          clearTimeout(timer);
+          socket.destroy();
+          reject(
+            e instanceof ConfidantError ? e : new ConfidantError(
+              "kms.connect",
+              `KMS request failed: ${(e as Error)?.message ?? e}`,
+              { cause: e },
+            ),
+          );
+        };
+        const timer = setTimeout(
+          () => fail(new ConfidantError("kms.timeout", "the KMS did not answer in time")),
+          timeoutMs,
+        );
+        const socket = tls.connect({
+          host,
+          port,
+          servername: /^[\d.:]+$/.test(host) ? undefined : host,
+          rejectUnauthorized: false,
+        });
+        socket.once("error", fail);
+        socket.once("secureConnect", () => {
+          const got = (socket.getPeerCertificate()?.fingerprint256 ?? "").replace(/:/g, "")
+            .toLowerCase();
+          if (got !== pin) {
+            fail(
+              new ConfidantError(
+                "kms.fingerprint_mismatch",
+                `the KMS presented certificate ${got || "(none)"}, not the pinned ${pin}`,
+              ),
+            );
+            return;
+          }
+          const data = JSON.stringify(body);
+          const req = https.request({
+            host,
+            port,
+            path: url.pathname.replace(/\/$/, "") + path,
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "content-length": String(new TextEncoder().encode(data).length),
+            },
+            createConnection: () => socket,
+          } as https.RequestOptions, (res) => {
+            const chunks: Uint8Array[] = [];
+            let total = 0;
+            res.on("data", (c: Uint8Array) => {
+              total += c.length;
+              if (total > MAX_RESPONSE) {
+                fail(new ConfidantError("kms.response", "the KMS answer is too large"));
+              } else chunks.push(c);
+            });
+            res.on("end", () => {
+              clearTimeout(timer);
+              socket.destroy();
+              const text = new TextDecoder().decode(concat(...chunks));
+              let parsed: unknown;
+              try {
+                parsed = JSON.parse(text);
+              } catch {
+                reject(
+                  new ConfidantError(
+                    "kms.response",
+                    `the KMS answered ${res.statusCode} with non-JSON`,
+                  ),
+                );
+                return;
+              }
+              resolve({ status: res.statusCode ?? 0, body: parsed });
+            });
+            res.on("error", fail);
+          });
+          req.on("error", fail);
+          req.end(data);
+        });
+      });
+    },
+  };
+}
+
+/** Options of {@link requestRelease}. */
+export interface RequestReleaseOptions {
+  /** `https://HOST:PORT` of the KMS. */
+  kmsUrl: string;
+  /** SHA-256 fingerprint of the KMS's TLS certificate (as `confidant kms serve` prints it). */
+  fingerprint: string;
+  /** An open TPM client. */
+  tpm: Tpm;
+  /** What to ask for. */
+  request: ReleaseRequest;
+  /** SHA-256 PCRs to quote (default 0-9). */
+  pcrs?: number[];
+  /** EK type whose certificate is read from NV (default RSA 2048, the one TPMs always certify). */
+  ekKind?: "ecc" | "rsa";
+  /** Endorsement hierarchy password (default empty). */
+  endorsementPassword?: Uint8Array;
+  /** Override the transport (tests); default {@link pinnedHttpsTransport}. */
+  transport?: KmsTransport;
+  /** Test hook: tamper with the finish answer before it is opened. */
+  onFinishResponse?: (body: unknown) => unknown;
+}
+
+/** What {@link requestRelease} returns. */
+export interface OpenedRelease {
+  /** The opened, validated release (holds the disk key: handle as a secret). */
+  release: ReleasePayload;
+  /** The disk key bytes (32). */
+  diskKey: Uint8Array;
+}
+
+function der(nv: Uint8Array): Uint8Array {
+  // NV may hold padding after the certificate: keep exactly the outer DER SEQUENCE.
+  if (nv.length < 4 || nv[0] !== 0x30) {
+    throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV is not DER");
+  }
+  const b = nv[1];
+  let len: number, hdr: number;
+  if (b < 0x80) [len, hdr] = [b, 2];
+  else if (b === 0x81) [len, hdr] = [nv[2], 3];
+  else if (b === 0x82) [len, hdr] = [(nv[2] << 8) | nv[3], 4];
+  else throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV is too large");
+  if (hdr + len > nv.length) {
+    throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV is truncated");
+  }
+  return nv.slice(0, hdr + len);
+}
+
+function expect<S extends z.ZodType>(r: KmsHttpResponse, schema: S, what: string): z.infer<S> {
+  if (r.status !== 200) {
+    const e = errorResponseSchema.safeParse(r.body);
+    throw new KmsRefusedError(
+      r.status,
+      e.success ? e.data.error : "error",
+      e.success ? e.data.checks ?? [] : [],
+    );
+  }
+  const p = schema.safeParse(r.body);
+  if (!p.success) throw new ConfidantError("kms.response", `the KMS's ${what} answer is malformed`);
+  return p.data;
+}
+
+/**
+ * Run the protocol once: load EK and AK, `begin` with the EK certificate and the AK,
+ * activate the credential, quote with userData = SHA-256(ephemeral public key), `finish`,
+ * open the sealed release and check it names the pinned KMS and the request.
+ */
+export async function requestRelease(opts: RequestReleaseOptions): Promise<OpenedRelease> {
+  const transport = opts.transport ?? pinnedHttpsTransport(opts.kmsUrl, opts.fingerprint);
+  const pin = normaliseFingerprint(opts.fingerprint);
+  const keys = await loadAttestationKeys(opts.tpm, {
+    ek: opts.ekKind ?? "rsa",
+    ak: "ecc",
+    endorsementPassword: opts.endorsementPassword,
+  });
+  let ephemeral: EphemeralKeyPair;
+  let session: string;
+  let finishBody: unknown;
+  try {
+    const ekCert = der(await opts.tpm.nvRead(keys.ekCertIndex));
+    const akPublic = marshalTpm2bPublic(keys.ak.public);
+    const beginReq: BeginRequest = {
+      variant: "tpm",
+      ekCertificate: toBase64(ekCert),
+      ekIntermediates: [],
+      akPublic: toBase64(akPublic),
+    };
+    const begun = expect(await transport.post(BEGIN_PATH, beginReq), beginResponseSchema, "begin");
+    session = begun.session;
+    const nonce = fromBase64(begun.nonce);
+    const secret = await opts.tpm.activateCredential(
+      keys.ak.handle,
+      keys.ek.handle,
+      fromBase64(begun.credential.credentialBlob),
+      fromBase64(begun.credential.encryptedSecret),
+      { endorsementPassword: opts.endorsementPassword },
+    );
+    ephemeral = await generateEphemeralKeyPair();
+    const userData = await sha256(ephemeral.publicKey);
+    const pcrs = opts.pcrs ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const selection = [{ hash: TPM_ALG.SHA256, pcrs }];
+    const q = await opts.tpm.quote(keys.ak.handle, qualifyingData(nonce, userData), selection);
+    const values = (await opts.tpm.pcrRead(selection)).get(TPM_ALG.SHA256) ?? new Map();
+    const pcrHex: Record<string, string> = {};
+    for (const i of pcrs) {
+      const v = values.get(i);
+      if (!v) throw new ConfidantError("kms.pcr", `PCR ${i} could not be read`);
+      pcrHex[String(i)] = toHex(v);
+    }
+    const evidence: TpmDocument = {
+      version: 1,
+      variant: "tpm",
+      nonce: toBase64(nonce),
+      userData: toBase64(userData),
+      tpm: {
+        akPublic: toBase64(akPublic),
+        quote: toBase64(q.attest),
+        signature: toBase64(q.signature),
+        pcrs: { sha256: pcrHex },
+        ekCertificate: toBase64(ekCert),
+      },
+    };
+    const fin = await transport.post(FINISH_PATH, {
+      session,
+      activatedSecret: toBase64(secret),
+      evidence,
+      ephemeralPublicKey: toBase64(ephemeral.publicKey),
+      request: opts.request,
+    });
+    secret.fill(0);
+    finishBody = fin.status === 200 && opts.onFinishResponse
+      ? opts.onFinishResponse(fin.body)
+      : fin.body;
+    finishBody = expect({ status: fin.status, body: finishBody }, finishResponseSchema, "finish");
+  } finally {
+    await keys.flush();
+  }
+  const sealed = (finishBody as z.infer<typeof finishResponseSchema>).release;
+  const aad = await releaseBinding(session, opts.request, ephemeral.publicKey);
+  const release = await openRelease(sealed, ephemeral, aad);
+  const problems: string[] = [];
+  if (release.kms.tlsFingerprint !== pin) {
+    problems.push("the release names another KMS certificate");
+  }
+  if (release.disk.uuid !== opts.request.disk.uuid.toLowerCase()) {
+    problems.push("the release is for another disk");
+  }
+  if (release.nodeName !== opts.request.nodeName || release.role !== opts.request.role) {
+    problems.push("the release is for another request");
+  }
+  if (problems.length) throw new ConfidantError("kms.release_mismatch", problems.join("; "));
+  return { release, diskKey: fromBase64(release.diskKey) };
+}

@@ -1,0 +1,142 @@
+/**
+ * Assembly of a running KMS: open the master secret from the store with the KEK, build the
+ * service and the Hono app, and (only in {@link serveKms}) bind it to a TLS socket.
+ *
+ * @module
+ */
+import { ConfidantError } from "../lib/errors.ts";
+import { wipe } from "../lib/bytes.ts";
+import type { Logger } from "../lib/log.ts";
+import { createKmsApp, type KmsEnv } from "./app.ts";
+import type { AuditLog } from "./audit.ts";
+import {
+  type CredentialIssuer,
+  type EvidenceVerifier,
+  tpmCredentialIssuer,
+  tpmEvidenceVerifier,
+} from "./evidence.ts";
+import { type JoinIssuer, noJoinIssuer } from "./join_ticket.ts";
+import { generateMasterSecret, KeyDeriver, type MasterSecret } from "./keys.ts";
+import { openMaster, sealMaster } from "./master_at_rest.ts";
+import { KmsMetrics } from "./metrics.ts";
+import type { PolicyHolder } from "./policy.ts";
+import type { ReplayCache } from "./replay_cache.ts";
+import { KmsService } from "./service.ts";
+import type { KmsStore } from "./store.ts";
+import type { Hono } from "hono";
+
+/** Create the master secret in `store` (fresh, or `imported`); refuses if one exists. */
+export async function initKms(
+  store: KmsStore,
+  kek: Uint8Array,
+  clusterId: string,
+  imported?: MasterSecret,
+): Promise<{ clusterId: string }> {
+  const m = imported ?? generateMasterSecret(clusterId);
+  try {
+    const sealed = await sealMaster(m, kek);
+    if (!(await store.createMaster(sealed))) {
+      throw new ConfidantError(
+        "kms.already_initialised",
+        `${store.description} already holds a master secret`,
+      );
+    }
+    return { clusterId: m.clusterId };
+  } finally {
+    wipe(m.secret);
+    wipe(m.salt);
+  }
+}
+
+/** Options of {@link buildKms}. */
+export interface BuildKmsOptions {
+  store: KmsStore;
+  kek: Uint8Array;
+  policy: PolicyHolder;
+  /** SHA-256 of the TLS certificate the KMS serves (lower hex). */
+  tlsFingerprint: string;
+  audit: AuditLog;
+  log: Logger;
+  join?: JoinIssuer;
+  credentials?: CredentialIssuer;
+  evidence?: EvidenceVerifier;
+  replay?: ReplayCache;
+  now?: () => number;
+  rateLimit?: { ratePerSecond: number; burst: number };
+  maxInFlight?: number;
+}
+
+/** A built KMS. */
+export interface BuiltKms {
+  app: Hono<{ Bindings: KmsEnv }>;
+  service: KmsService;
+  metrics: KmsMetrics;
+  clusterId: string;
+}
+
+/** Open the state and build the app. */
+export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
+  const sealed = await o.store.loadMaster();
+  if (!sealed) {
+    throw new ConfidantError(
+      "kms.not_initialised",
+      `${o.store.description} holds no master secret: run confidant kms init`,
+    );
+  }
+  const m = await openMaster(sealed, o.kek);
+  let deriver: KeyDeriver;
+  try {
+    deriver = await KeyDeriver.create(m);
+  } finally {
+    wipe(m.secret);
+    wipe(m.salt);
+  }
+  const metrics = new KmsMetrics();
+  const service = new KmsService({
+    deriver,
+    sessionKey: await deriver.sessionKey(),
+    store: o.store,
+    policy: () => o.policy.current.policy,
+    credentials: o.credentials ?? tpmCredentialIssuer,
+    evidence: o.evidence ?? tpmEvidenceVerifier,
+    join: o.join ?? noJoinIssuer,
+    identity: { clusterId: m.clusterId, tlsFingerprint: o.tlsFingerprint },
+    audit: o.audit,
+    metrics,
+    replay: o.replay,
+    now: o.now,
+  });
+  const app = createKmsApp({
+    service,
+    metrics,
+    log: o.log,
+    now: o.now,
+    rateLimit: o.rateLimit,
+    maxInFlight: o.maxInFlight,
+  });
+  return { app, service, metrics, clusterId: m.clusterId };
+}
+
+/** Serve `app` over TLS; returns the server (call `shutdown()`). */
+export function serveKms(
+  app: Hono<{ Bindings: KmsEnv }>,
+  o: {
+    hostname: string;
+    port: number;
+    certPem: string;
+    keyPem: string;
+    onListen?: (addr: Deno.NetAddr) => void;
+  },
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve(
+    {
+      hostname: o.hostname,
+      port: o.port,
+      cert: o.certPem,
+      key: o.keyPem,
+      onListen: (a) => o.onListen?.(a),
+    },
+    (req, info) =>
+      app.fetch(req, { remoteAddr: { hostname: (info.remoteAddr as Deno.NetAddr).hostname } }),
+  );
+}

@@ -1,0 +1,249 @@
+/**
+ * The admission logic of the KMS, free of HTTP: step 1 (`begin`) checks the endorsement and
+ * issues a sealed session with a credential challenge; step 2 (`finish`) checks the session,
+ * the activated credential, the evidence, the policy and the disk's enrolment, then seals the
+ * release to the node's ephemeral key. Every refusal names every failed check and is audited.
+ *
+ * @module
+ */
+import { constantTimeEqual, fromBase64, sha256, toBase64, toHex, wipe } from "../lib/bytes.ts";
+import { describeError } from "../lib/errors.ts";
+import type { AuditLog } from "./audit.ts";
+import type { CredentialIssuer, EvidenceVerifier } from "./evidence.ts";
+import type { JoinIssuer } from "./join_ticket.ts";
+import type { KeyDeriver } from "./keys.ts";
+import type { KmsMetrics } from "./metrics.ts";
+import type { KmsPolicy } from "./policy.ts";
+import type { BeginRequest, BeginResponse, FinishRequest, FinishResponse } from "./protocol.ts";
+import {
+  type JoinTicket,
+  type KmsIdentity,
+  releaseBinding,
+  type ReleasePayload,
+  sealRelease,
+} from "./release.ts";
+import { ReplayCache } from "./replay_cache.ts";
+import { MAX_SESSION_LIFETIME_MS, openSessionToken, sealSessionToken } from "./session_token.ts";
+import type { KmsStore } from "./store.ts";
+
+/** What the service needs. */
+export interface KmsServiceDeps {
+  deriver: KeyDeriver;
+  /** From `deriver.sessionKey()`. */
+  sessionKey: CryptoKey;
+  store: KmsStore;
+  /** The policy in force (read at every request). */
+  policy: () => KmsPolicy;
+  credentials: CredentialIssuer;
+  evidence: EvidenceVerifier;
+  join: JoinIssuer;
+  /** What the release tells the node about this KMS. */
+  identity: KmsIdentity;
+  audit: AuditLog;
+  metrics: KmsMetrics;
+  replay?: ReplayCache;
+  /** Clock (ms since the epoch). */
+  now?: () => number;
+  /** Session lifetime (ms), at most 60 s. */
+  sessionLifetimeMs?: number;
+}
+
+/** Result of a step: a body to send, or a refusal. */
+export type Outcome<T> =
+  | { ok: true; body: T }
+  | { ok: false; status: 403 | 503; error: string; checks: string[] };
+
+/** The KMS protocol's two steps. */
+export class KmsService {
+  private readonly replay: ReplayCache;
+  private readonly now: () => number;
+  private readonly lifetime: number;
+
+  constructor(private readonly d: KmsServiceDeps) {
+    this.replay = d.replay ?? new ReplayCache();
+    this.now = d.now ?? Date.now;
+    this.lifetime = Math.min(
+      d.sessionLifetimeMs ?? MAX_SESSION_LIFETIME_MS,
+      MAX_SESSION_LIFETIME_MS,
+    );
+  }
+
+  private refuse<T>(
+    event: string,
+    source: string,
+    checks: string[],
+    extra: { identity?: string; request?: FinishRequest["request"]; detail?: string } = {},
+  ): Outcome<T> {
+    this.d.metrics.refusal(checks);
+    this.d.audit.record({
+      time: new Date(this.now()).toISOString(),
+      event,
+      decision: "refused",
+      source,
+      identity: extra.identity,
+      request: extra.request,
+      checks,
+      detail: extra.detail,
+    });
+    return { ok: false, status: 403, error: "refused", checks };
+  }
+
+  /** Step 1. */
+  async begin(req: BeginRequest, source: string): Promise<Outcome<BeginResponse>> {
+    const now = this.now();
+    const policy = this.d.policy();
+    if (!policy.variants.includes(req.variant)) {
+      return this.refuse("begin", source, ["evidence.variant"]);
+    }
+    const secret = crypto.getRandomValues(new Uint8Array(32));
+    try {
+      const r = await this.d.credentials.begin({
+        ekCertificate: fromBase64(req.ekCertificate, "ekCertificate"),
+        ekIntermediates: req.ekIntermediates.map((c) => fromBase64(c, "ekIntermediates")),
+        akPublic: fromBase64(req.akPublic, "akPublic"),
+        secret,
+        policy,
+        now: new Date(now),
+      });
+      if (!r.ok) return this.refuse("begin", source, r.checks, { detail: r.detail });
+      const nonce = crypto.getRandomValues(new Uint8Array(32));
+      const session = await sealSessionToken(this.d.sessionKey, {
+        sid: crypto.getRandomValues(new Uint8Array(16)),
+        nonce,
+        secretDigest: await sha256(secret),
+        akName: r.akName,
+        identity: r.identity,
+        expiresAt: now + this.lifetime,
+      }, now);
+      return {
+        ok: true,
+        body: {
+          session,
+          nonce: toBase64(nonce),
+          credential: {
+            credentialBlob: toBase64(r.credential.credentialBlob),
+            encryptedSecret: toBase64(r.credential.encryptedSecret),
+          },
+        },
+      };
+    } finally {
+      wipe(secret);
+    }
+  }
+
+  /** Step 2. */
+  async finish(req: FinishRequest, source: string): Promise<Outcome<FinishResponse>> {
+    const now = this.now();
+    const request = { ...req.request, disk: { uuid: req.request.disk.uuid.toLowerCase() } };
+    const opened = await openSessionToken(this.d.sessionKey, req.session, now);
+    if (!opened.ok) return this.refuse("finish", source, [opened.failure], { request });
+    const claims = opened.claims;
+    const identity = toHex(claims.identity);
+    const claim = this.replay.claim(claims.sid, claims.expiresAt, now);
+    if (claim === "replayed") {
+      return this.refuse("finish", source, ["session.replayed"], { identity, request });
+    }
+    if (claim === "full") {
+      this.d.metrics.refusal(["kms.busy"]);
+      return { ok: false, status: 503, error: "busy", checks: ["kms.busy"] };
+    }
+
+    const policy = this.d.policy();
+    const checks: string[] = [];
+    let detail: string | undefined;
+    const activated = fromBase64(req.activatedSecret, "activatedSecret");
+    if (!constantTimeEqual(await sha256(activated), claims.secretDigest)) {
+      checks.push("credential.mismatch");
+    }
+    wipe(activated);
+    if (!policy.roles.includes(request.role)) checks.push("request.role");
+    const ephemeral = fromBase64(req.ephemeralPublicKey, "ephemeralPublicKey");
+    const variant = (req.evidence as { variant?: unknown }).variant;
+    if (typeof variant !== "string" || !(policy.variants as string[]).includes(variant)) {
+      checks.push("evidence.variant");
+    } else {
+      try {
+        const v = await this.d.evidence.verify({
+          evidence: req.evidence,
+          policy,
+          nonce: claims.nonce,
+          userData: await sha256(ephemeral),
+          akName: claims.akName,
+          identity: claims.identity,
+          now: new Date(now),
+        });
+        checks.push(...v.checks);
+        detail = v.detail;
+      } catch (e) {
+        checks.push("evidence.malformed");
+        detail = describeError(e).message;
+      }
+    }
+    if (checks.length) return this.refuse("finish", source, checks, { identity, request, detail });
+
+    // The disk is bound to the first identity that received it.
+    let enrolled = false;
+    let record = await this.d.store.getDisk(request.disk.uuid);
+    if (!record) {
+      const r = await this.d.store.enrollDisk({
+        version: 1,
+        uuid: request.disk.uuid,
+        identity,
+        nodeName: request.nodeName,
+        role: request.role,
+        enrolledAt: new Date(now).toISOString(),
+        previous: [],
+      });
+      record = r.record;
+      enrolled = r.created;
+    }
+    if (record.identity !== identity) {
+      return this.refuse("finish", source, ["disk.identity_mismatch"], {
+        identity,
+        request,
+        detail: `disk ${request.disk.uuid} is enrolled to identity ${record.identity}`,
+      });
+    }
+
+    let join: JoinTicket;
+    try {
+      join = await this.d.join.issue(
+        { role: request.role, nodeName: request.nodeName },
+        new Date(now),
+      );
+    } catch (e) {
+      join = {
+        available: false,
+        reason: `join ticket failed: ${describeError(e).message}`.slice(0, 500),
+      };
+    }
+    const diskKey = await this.d.deriver.diskKey(request.disk.uuid);
+    const payload: ReleasePayload = {
+      version: 1,
+      diskKey: toBase64(diskKey),
+      disk: request.disk,
+      role: request.role,
+      nodeName: request.nodeName,
+      identity,
+      enrolled,
+      join,
+      kms: this.d.identity,
+      issuedAt: new Date(now).toISOString(),
+    };
+    wipe(diskKey);
+    const aad = await releaseBinding(req.session, request, ephemeral);
+    const release = await sealRelease(payload, ephemeral, aad);
+    payload.diskKey = "";
+    this.d.metrics.release(enrolled);
+    this.d.audit.record({
+      time: new Date(now).toISOString(),
+      event: "finish",
+      decision: "released",
+      source,
+      identity,
+      request,
+      detail: `${enrolled ? "enrolled; " : ""}join ${join.available ? "issued" : "unavailable"}`,
+    });
+    return { ok: true, body: { release } };
+  }
+}
