@@ -13,13 +13,13 @@ import {
 import { MemoryLuksBackend } from "../../cryptsetup/memory_backend.ts";
 import { HEADER_PROBE_BYTES, parseLuks2Header } from "../../cryptsetup/luks_header.ts";
 import { ConfidantError } from "../../lib/errors.ts";
-import { Logger, setLogLevel } from "../../lib/log.ts";
+import { Logger, setLogSink } from "../../lib/log.ts";
 import { createMemoryStateDisk } from "../../cryptsetup/state_disk.ts";
 import { sampleOffsets } from "../../cryptsetup/blank.ts";
 import { DATA_OFFSET } from "../../cryptsetup/whitelist.ts";
 import { buildHeaderCopy } from "../../cryptsetup/memory_backend.ts";
 
-setLogLevel("error");
+setLogSink(() => {});
 const MiB = 1024 * 1024;
 const cfg: LifecycleConfig = { cluster: "prod-1", integrity: false };
 const log = new Logger("test");
