@@ -201,7 +201,7 @@ Deno.test("attestation commands have help with examples and reject bad flags wit
   for (const path of [["attest"], ["verify"], ["debug", "pcrs"]]) {
     const h = await cli([...path, "--help"]);
     assert.equal(h.code, 0);
-    assert.match(h.out, /examples:\n  confidant /);
+    assert.match(h.out, /examples:\n {2}confidant /);
   }
   assert.equal((await cli(["attest", "--tpm", "/etc/passwd", "--nonce", "00"])).code, 2);
   assert.equal((await cli(["attest", "--tpm", "/dev/tpmrm0", "--nonce", "0g"])).code, 2);
