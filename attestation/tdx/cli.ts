@@ -13,7 +13,7 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import { toBase64 } from "../../lib/bytes.ts";
+import { fromHex, toBase64 } from "../../lib/bytes.ts";
 import { ConfidantError, ExitCode, UsageError } from "../../lib/errors.ts";
 import type { CommandContext } from "../../lib/cli.ts";
 import { MAX_QUOTE_BYTES } from "./quote.ts";
@@ -31,6 +31,8 @@ export interface TdxVerifyReportInput {
   at?: string;
   /** Policy file, JSON or YAML ({@link TdxPolicySchema}). */
   policy?: string;
+  /** Expected REPORTDATA, 64 bytes of hex. */
+  reportData?: string;
 }
 
 /** File names of the collateral directory, by collateral field. */
@@ -123,7 +125,14 @@ export async function runTdxVerifyReport(
   const quote = await Deno.readFile(input.quote);
   const collateral = input.collateral ? await readTdxCollateralDir(input.collateral) : undefined;
   const policy = input.policy ? await readTdxPolicy(input.policy) : undefined;
-  const result = await verifyTdxQuote(quote, { now, collateral, policy });
+  let expectedReportData: Uint8Array | undefined;
+  if (input.reportData !== undefined) {
+    if (!/^[0-9a-fA-F]{128}$/.test(input.reportData)) {
+      throw new UsageError("--report-data: must be 64 bytes of hex (128 hex digits)");
+    }
+    expectedReportData = fromHex(input.reportData);
+  }
+  const result = await verifyTdxQuote(quote, { now, collateral, policy, expectedReportData });
   ctx.out(JSON.stringify({ type: "tdx", at: now.toISOString(), ...result }, null, 2));
   if (!result.ok && !ctx.json) {
     for (const f of result.failures) ctx.err(`refused: ${f.check}: ${f.message}`);
