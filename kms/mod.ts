@@ -1,0 +1,33 @@
+/**
+ * Public surface of the KMS area: the node-side client ({@link requestRelease}), the release
+ * and request types, and the server pieces (`createKmsApp`, `buildKms`, stores, policy).
+ *
+ * @module
+ */
+export {
+  KmsRefusedError,
+  type KmsTransport,
+  normaliseFingerprint,
+  type OpenedRelease,
+  pinnedHttpsTransport,
+  requestRelease,
+  type RequestReleaseOptions,
+} from "./client.ts";
+export {
+  type JoinTicket,
+  type KmsIdentity,
+  type ReleasePayload,
+  releasePayloadSchema,
+  type SealedRelease,
+} from "./release.ts";
+export { type ReleaseRequest, releaseRequestSchema, type Role } from "./protocol.ts";
+export { createKmsApp, type KmsAppDeps } from "./app.ts";
+export { buildKms, type BuildKmsOptions, initKms, serveKms } from "./server.ts";
+export { KmsService, type KmsServiceDeps } from "./service.ts";
+export type { CredentialIssuer, EvidenceVerifier } from "./evidence.ts";
+export { tpmCredentialIssuer, tpmEvidenceVerifier } from "./evidence.ts";
+export { FileStore } from "./file_store.ts";
+export { KubeStore } from "./k8s_store.ts";
+export type { DiskRecord, KmsStore } from "./store.ts";
+export { type KmsPolicy, kmsPolicySchema, parseKmsPolicy, PolicyHolder } from "./policy.ts";
+export { diskKeyInfo, KeyDeriver } from "./keys.ts";
