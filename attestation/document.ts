@@ -120,7 +120,10 @@ export function documentVariants(): string[] {
 export function describeIssues(error: z.ZodError, max = 5): string {
   return error.issues.slice(0, max).map((i) => {
     const path = i.path.length ? i.path.join(".") : "(document)";
-    return `${path}: ${i.message}`;
+    // Record keys: zod nests the key's own problem under `issues`.
+    const nested = i.code === "invalid_key" ? i.issues[0]?.message : undefined;
+    if (i.code === "unrecognized_keys") return `${path}: unknown key ${i.keys.join(", ")}`;
+    return `${path}: ${nested ?? i.message}`;
   }).join("; ");
 }
 

@@ -79,6 +79,8 @@ function describe(error: z.ZodError): string {
       const where = path.length ? path.map(String).join(".") : "(policy)";
       const line = i.code === "unrecognized_keys"
         ? `${where}: unknown key ${(i.keys as string[]).map((k) => JSON.stringify(k)).join(", ")}`
+        : i.code === "invalid_key"
+        ? `${where}: ${i.issues[0]?.message ?? i.message}`
         : `${where}: ${i.message}`;
       if (!seen.has(line)) {
         seen.add(line);
