@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { constants, generateKeyPairSync, sign } from "node:crypto";
 import {
+  type TpmtPublic,
   unmarshalTpmsAttest,
   unmarshalTpmtPublic,
   unmarshalTpmtSignature,
@@ -61,4 +63,91 @@ Deno.test("verifyTpmSignature() refuses mismatched algorithms, SHA-1 and NULL si
     false,
   );
   assert.equal(verifyTpmSignature(ak, msg, { ...sig, sig: sig.sig.subarray(1) }).ok, false);
+});
+
+function b64u(s: string): Uint8Array {
+  return Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+}
+
+Deno.test("verifyTpmSignature() checks RSA-PSS and ECDSA P-256/P-384 signatures", async (t) => {
+  const msg = new TextEncoder().encode("TPMS_ATTEST stand-in");
+  await t.step("RSA-PSS SHA-256, key without a scheme", () => {
+    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const jwk = publicKey.export({ format: "jwk" });
+    const pub: TpmtPublic = {
+      type: 0x0001,
+      nameAlg: 0x000b,
+      objectAttributes: 0x00050072,
+      authPolicy: new Uint8Array(0),
+      parameters: {
+        symmetric: { algorithm: 0x0010 },
+        scheme: { scheme: 0x0010 },
+        keyBits: 2048,
+        exponent: 0,
+      },
+      unique: { n: b64u(jwk.n!) },
+    };
+    const sig = new Uint8Array(sign("sha256", msg, {
+      key: privateKey,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: 32,
+    }));
+    assert.deepEqual(verifyTpmSignature(pub, msg, { sigAlg: 0x0016, hash: 0x000b, sig }), {
+      ok: true,
+    });
+    const bad = sig.slice();
+    bad[5] ^= 1;
+    assert.equal(
+      verifyTpmSignature(pub, msg, { sigAlg: 0x0016, hash: 0x000b, sig: bad }).ok,
+      false,
+    );
+    // A PKCS#1 v1.5 check of a PSS signature fails.
+    assert.equal(verifyTpmSignature(pub, msg, { sigAlg: 0x0014, hash: 0x000b, sig }).ok, false);
+  });
+  for (
+    const [curve, curveId, hash, hashName, size] of [
+      ["P-256", 0x0003, 0x000b, "sha256", 32],
+      ["P-384", 0x0004, 0x000c, "sha384", 48],
+    ] as const
+  ) {
+    await t.step(`ECDSA ${curve}`, () => {
+      const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: curve });
+      const jwk = publicKey.export({ format: "jwk" });
+      const pub: TpmtPublic = {
+        type: 0x0023,
+        nameAlg: 0x000b,
+        objectAttributes: 0x00050072,
+        authPolicy: new Uint8Array(0),
+        parameters: {
+          symmetric: { algorithm: 0x0010 },
+          scheme: { scheme: 0x0018, hashAlg: hash },
+          curveId,
+          kdf: { scheme: 0x0010 },
+        },
+        unique: { x: b64u(jwk.x!), y: b64u(jwk.y!) },
+      };
+      const raw = new Uint8Array(
+        sign(hashName, msg, { key: privateKey, dsaEncoding: "ieee-p1363" }),
+      );
+      // TPMs may drop leading zero bytes of r and s; the verifier pads them back.
+      const r = raw.subarray(0, size);
+      const s = raw.subarray(size);
+      assert.deepEqual(verifyTpmSignature(pub, msg, { sigAlg: 0x0018, hash, r, s }), { ok: true });
+      const other = raw.slice();
+      other[size + 3] ^= 1;
+      const s2 = other.subarray(size);
+      assert.equal(verifyTpmSignature(pub, msg, { sigAlg: 0x0018, hash, r, s: s2 }).ok, false);
+      // Oversized components and the wrong hash are refused, not crashed on.
+      const big = new Uint8Array(size + 1).fill(1);
+      assert.equal(verifyTpmSignature(pub, msg, { sigAlg: 0x0018, hash, r: big, s }).ok, false);
+      const wrongHash = hash === 0x000b ? 0x000c : 0x000b;
+      assert.equal(
+        verifyTpmSignature(pub, msg, { sigAlg: 0x0018, hash: wrongHash, r, s }).ok,
+        false,
+      );
+      // An off-curve point is refused as a key problem.
+      const off = { ...pub, unique: { x: pub.unique.x, y: pub.unique.x } } as TpmtPublic;
+      assert.equal(verifyTpmSignature(off, msg, { sigAlg: 0x0018, hash, r, s }).ok, false);
+    });
+  }
 });
