@@ -48,6 +48,10 @@ export const AgentConfigSchema = z.strictObject({
     mapperName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default("confidant-state"),
     mountPoint: absPath.default("/var/lib/confidant"),
     fsType: z.enum(["ext4"]).default("ext4"),
+    /** Cluster name written in the disk's LUKS token (a disk of another cluster is refused). */
+    cluster: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).default("confidant"),
+    /** dm-integrity (hmac-sha256) on the data segment. */
+    integrity: z.boolean().default(false),
   }),
   role: z.enum(["worker", "control-plane"]),
   nodeName: z.strictObject({

@@ -1,0 +1,183 @@
+/**
+ * Adapters from the agent's ports to the project's real implementations: the
+ * TPM client and attestation issuer (attestation/), the KMS client (kms/client.ts)
+ * and the state disk (cryptsetup/state_disk.ts).
+ *
+ * Disk UUID and first boot: the KMS enrolls a disk by its LUKS UUID, and
+ * cryptsetup's StateDisk chooses the UUID itself when it formats (then asks for the
+ * key). The agent talks to the KMS before it touches the disk (so that a KMS that
+ * is down or refuses leaves a blank disk blank); on a blank disk that first release
+ * is for a provisional UUID, and {@link StateDiskAdapter} asks the KMS once more for
+ * the UUID the format produced. The provisional enrollment stays in the KMS unused.
+ *
+ * @module
+ */
+import { ConfidantError } from "../lib/errors.ts";
+import { Tpm } from "../attestation/tpm/client.ts";
+import { openTransport } from "../attestation/tpm/transport/open.ts";
+import { issueDocument } from "../attestation/issue.ts";
+import {
+  KmsRefusedError as KmsClientRefused,
+  requestRelease,
+  type RequestReleaseOptions,
+} from "../kms/client.ts";
+import type { StateDisk } from "../cryptsetup/state_disk.ts";
+import { MAPPER_NAME } from "../cryptsetup/lifecycle.ts";
+import type {
+  Attestor,
+  DiskInspection,
+  DiskService,
+  KmsClient,
+  Release,
+  ReleaseRequest,
+} from "./ports.ts";
+import { KmsRefusedError, KmsUnavailableError } from "./ports.ts";
+
+/** Serialises use of one TPM (the release and `/v1/attestation` share it). */
+export class TpmAccess {
+  #tail: Promise<unknown> = Promise.resolve();
+  constructor(
+    readonly spec: string,
+    private open = (spec: string) => new Tpm(openTransport(spec)),
+  ) {}
+  /** Run `fn` with an open TPM, one caller at a time. */
+  with<T>(fn: (tpm: Tpm) => Promise<T>): Promise<T> {
+    const run = this.#tail.then(async () => {
+      const tpm = this.open(this.spec);
+      try {
+        return await fn(tpm);
+      } finally {
+        await tpm.close().catch(() => {});
+      }
+    });
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+}
+
+/** `/v1/attestation` documents from the TPM. */
+export function tpmAttestor(tpm: TpmAccess): Attestor {
+  return { document: (nonce) => tpm.with((t) => issueDocument(t, { nonce })) };
+}
+
+const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+const TRANSIENT_CODES = new Set(["kms.connect", "kms.timeout", "kms.response"]);
+
+/** Sort a KMS client error into "wait and retry" or "refused, final". */
+export function classifyKmsError(e: unknown): unknown {
+  if (e instanceof KmsClientRefused) {
+    if (TRANSIENT_STATUS.has(e.status)) {
+      return new KmsUnavailableError(`the KMS answered ${e.status} ${e.error}`, { cause: e });
+    }
+    return new KmsRefusedError(e.message, e.checks.length ? e.checks : [e.error], { cause: e });
+  }
+  if (e instanceof ConfidantError && TRANSIENT_CODES.has(e.code)) {
+    return new KmsUnavailableError(e.message, { cause: e });
+  }
+  if (e instanceof ConfidantError && e.code === "kms.release_mismatch") {
+    return new KmsRefusedError(e.message, e.message.split("; "), { cause: e });
+  }
+  return e;
+}
+
+/** Options of {@link kmsClientAdapter}. */
+export interface KmsAdapterOptions {
+  kmsUrl: string;
+  fingerprint: string;
+  tpm: TpmAccess;
+  /** Passed through to requestRelease (tests: transport, pcrs, ekKind). */
+  extra?: Partial<Omit<RequestReleaseOptions, "kmsUrl" | "fingerprint" | "tpm" | "request">>;
+}
+
+/** The {@link KmsClient} port over kms/client.ts `requestRelease`. */
+export function kmsClientAdapter(opts: KmsAdapterOptions): KmsClient {
+  return {
+    async requestRelease(req: ReleaseRequest): Promise<Release> {
+      try {
+        const r = await opts.tpm.with((tpm) =>
+          requestRelease({
+            ...opts.extra,
+            kmsUrl: opts.kmsUrl,
+            fingerprint: opts.fingerprint,
+            tpm,
+            request: { role: req.role, disk: { uuid: req.diskUuid }, nodeName: req.nodeName },
+          })
+        );
+        const j = r.release.join;
+        return {
+          diskKey: r.diskKey,
+          kmsIdentity: `${r.release.kms.clusterId}/${r.release.kms.tlsFingerprint.slice(0, 16)}`,
+          ...(j.available
+            ? {
+              joinTicket: {
+                apiServerEndpoint: j.apiServerEndpoint,
+                token: j.token,
+                caCertHashes: j.caCertHashes,
+                ...(j.certificateKey ? { certificateKey: j.certificateKey } : {}),
+              },
+            }
+            : {}),
+        };
+      } catch (e) {
+        throw classifyKmsError(e);
+      }
+    },
+  };
+}
+
+/** Options of {@link StateDiskAdapter}. */
+export interface StateDiskAdapterOptions {
+  disk: StateDisk;
+  cluster: string;
+  integrity: boolean;
+  /** Key for a UUID other than the one the agent already has a key for (first boot). */
+  keyFor(uuid: string): Promise<Uint8Array>;
+  /** Whether `/dev/mapper/<name>` exists (default: stat it). */
+  mapperExists?(name: string): Promise<boolean>;
+}
+
+/** The {@link DiskService} port over cryptsetup's StateDisk. */
+export class StateDiskAdapter implements DiskService {
+  constructor(private opts: StateDiskAdapterOptions) {}
+
+  async #mapperExists(): Promise<boolean> {
+    if (this.opts.mapperExists) return await this.opts.mapperExists(MAPPER_NAME);
+    return await Deno.stat(`/dev/mapper/${MAPPER_NAME}`).then(() => true, () => false);
+  }
+
+  async inspect(): Promise<DiskInspection> {
+    const s = await this.opts.disk.status({
+      cluster: this.opts.cluster,
+      integrity: this.opts.integrity,
+    });
+    if (s.decision?.action === "refuse") {
+      throw new ConfidantError(s.decision.code, s.decision.message);
+    }
+    const formatted = s.decision?.action === "open";
+    const opened = formatted && await this.#mapperExists();
+    return {
+      formatted,
+      ...(formatted && s.uuid ? { uuid: s.uuid } : {}),
+      opened,
+      ...(opened ? { openedDevice: `/dev/mapper/${MAPPER_NAME}` } : {}),
+    };
+  }
+
+  async unlockOrFormat(uuid: string, key: Uint8Array) {
+    const r = await this.opts.disk.unlockOrFormat({
+      cluster: this.opts.cluster,
+      integrity: this.opts.integrity,
+      getKey: async () => {
+        const s = await this.opts.disk.status();
+        if (s.uuid && s.uuid.toLowerCase() !== uuid.toLowerCase()) {
+          return await this.opts.keyFor(s.uuid);
+        }
+        return key.slice();
+      },
+    });
+    return {
+      formatted: r.action === "formatted",
+      openedDevice: r.mapper ?? `memory:${r.uuid}`,
+    };
+  }
+}
