@@ -335,8 +335,10 @@ async function checkAkTrust(
       });
       certEk = r.ekPublic;
     } catch (e) {
-      if (!(e instanceof ConfidantError)) throw e;
-      fail("ek.certificate", e.message);
+      fail(
+        "ek.certificate",
+        e instanceof ConfidantError ? e.message : `malformed: ${messageOf(e)}`,
+      );
     }
   }
   const act = opts.akTrust;

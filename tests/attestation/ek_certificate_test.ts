@@ -124,3 +124,28 @@ Deno.test("parseCertificate() turns garbage into ParseError", () => {
     assert.throws(() => parseCertificate(bad), ParseError);
   }
 });
+
+Deno.test("verifyEkCertificate() checks stored swtpm certificates offline at a fixed clock", async () => {
+  const td = new URL("../testdata/attestation/", import.meta.url);
+  const chain = await Deno.readTextFile(new URL("swtpm_localca_chain.pem", td));
+  const [issuer, root] = chain.match(
+    /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g,
+  )!;
+  const now = new Date("2030-01-01T00:00:00Z");
+  for (
+    const [file, type] of [["swtpm_ek_rsa2048.der", 0x0001], ["swtpm_ek_p384.der", 0x0023]] as const
+  ) {
+    const der = await Deno.readFile(new URL(file, td));
+    const ok = await verifyEkCertificate(der, { caCertificates: [chain], now });
+    assert.equal(ok.ekPublic.type, type);
+    await verifyEkCertificate(der, { caCertificates: [root], intermediates: [issuer], now });
+    await assert.rejects(verifyEkCertificate(der, { caCertificates: [root], now }), ConfidantError);
+    // A flipped bit in the signed part breaks the signature check.
+    const bad = der.slice();
+    bad[300] ^= 1;
+    await assert.rejects(
+      (async () => await verifyEkCertificate(bad, { caCertificates: [chain], now }))(),
+      ConfidantError,
+    );
+  }
+});

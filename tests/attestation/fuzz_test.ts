@@ -20,6 +20,7 @@ const CERTS = [
   await Deno.readFile(new URL("swtpm_ek_rsa2048.der", TD)),
   await Deno.readFile(new URL("swtpm_ek_p384.der", TD)),
 ];
+const CA_CHAIN = await Deno.readTextFile(new URL("swtpm_localca_chain.pem", TD));
 const NONCE = fromHex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
 const USER = new TextEncoder().encode("node-7 public key");
 
@@ -130,7 +131,7 @@ Deno.test(`fuzz: parsers and verifyDocument survive 100,000+ hostile inputs (see
 
   lap("documents");
   // 2. verifyDocument on documents with mutated wire structures or fields.
-  for (let i = 0; i < 6_000; i++) {
+  for (let i = 0; i < 5_000; i++) {
     const d = structuredClone(base);
     const which = int(5);
     if (which < 3) {
@@ -153,6 +154,20 @@ Deno.test(`fuzz: parsers and verifyDocument survive 100,000+ hostile inputs (see
   }
 
   lap("verify");
+  // 2b. EK-CA mode with a mutated EK certificate in the document.
+  const ekCaPolicy = parsePolicy({ ak: { ekCaCertificates: [CA_CHAIN] } });
+  for (let i = 0; i < 400; i++) {
+    const d = structuredClone(base);
+    d.tpm.ekCertificate = toBase64(mutateBytes(CERTS[i % CERTS.length]));
+    const r = await verifyDocument(d, ekCaPolicy, {
+      nonce: NONCE,
+      userData: USER,
+      now: new Date("2030-01-01T00:00:00Z"),
+    });
+    assert.equal(r.ok, false);
+    count++;
+  }
+  lap("ek_ca");
   // 3. EK certificate parsing and key extraction.
   for (let i = 0; i < 8_000; i++) {
     const der = mutateBytes(CERTS[i % CERTS.length]);
@@ -167,7 +182,7 @@ Deno.test(`fuzz: parsers and verifyDocument survive 100,000+ hostile inputs (see
   lap("certificates");
   // 4. Policies: mutated JSON values.
   const policyText = JSON.stringify(POLICY);
-  for (let i = 0; i < 16_000; i++) {
+  for (let i = 0; i < 16_600; i++) {
     const t = mutateText(policyText);
     try {
       parsePolicy(JSON.parse(t));
