@@ -53,8 +53,11 @@ export const MIN_PBKDF2: PbkdfParams = {
 export interface FormatOptions {
   /** Add dm-integrity with hmac(sha256). */
   integrity: boolean;
-  /** PBKDF of keyslots created on this handle (default {@link MIN_PBKDF2}). */
-  pbkdf?: PbkdfParams;
+  /**
+   * PBKDF of keyslots created on this handle (default {@link MIN_PBKDF2}); `"library-default"`
+   * leaves libcryptsetup's benchmarked default (argon2id), used only by the benchmark.
+   */
+  pbkdf?: PbkdfParams | "library-default";
 }
 
 /** One open libcryptsetup context on one device (`struct crypt_device *`). */
@@ -102,6 +105,7 @@ const ERRNO: Record<number, string> = {
   17: "EEXIST",
   22: "EINVAL",
   28: "ENOSPC",
+  95: "EOPNOTSUPP",
 };
 
 /** Turn a negative errno from libcryptsetup into a typed error naming the call. */
@@ -112,6 +116,12 @@ export function cryptError(call: string, rc: number, path: string): ConfidantErr
     if (errno === 1 || errno === 2) {
       return new ConfidantError("luks.wrong_key", `no keyslot of ${path} opens with this key`);
     }
+  }
+  if (call === "activate" && errno === 95) {
+    return new ConfidantError(
+      "luks.no_device_mapper",
+      `cannot activate ${path}: device-mapper is not available (load dm_crypt)`,
+    );
   }
   if (errno === 13) {
     return new ConfidantError("luks.permission", `${call} on ${path}: permission denied (${name})`);
@@ -142,9 +152,9 @@ class LibCryptDevice implements CryptDevice {
   }
 
   async formatLuks2(opts: FormatOptions): Promise<void> {
-    const pbkdf = encodePbkdf(opts.pbkdf ?? MIN_PBKDF2);
+    const pbkdf = opts.pbkdf === "library-default" ? null : encodePbkdf(opts.pbkdf ?? MIN_PBKDF2);
     const params = encodeLuks2Params({
-      pbkdf: pbkdf.struct,
+      pbkdf: pbkdf?.struct ?? null,
       integrity: opts.integrity ? INTEGRITY_ALG : null,
       sectorSize: SECTOR_SIZE,
     });
@@ -160,7 +170,7 @@ class LibCryptDevice implements CryptDevice {
       params.struct,
     );
     // keep the struct's pointees reachable until the call has returned
-    void [pbkdf.keep, params.keep];
+    void [pbkdf?.keep, params.keep];
     this.#check("format", rc);
   }
 
