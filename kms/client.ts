@@ -16,13 +16,13 @@
 import tls from "node:tls";
 import https from "node:https";
 import type { z } from "zod";
-import { concat, fromBase64, sha256, toBase64, toHex } from "../lib/bytes.ts";
+import { concat, fromBase64, sha256, toBase64 } from "../lib/bytes.ts";
 import { ConfidantError } from "../lib/errors.ts";
 import type { Tpm } from "../attestation/tpm/client.ts";
 import { loadAttestationKeys } from "../attestation/tpm/keys.ts";
-import { TPM_ALG } from "../attestation/tpm/constants.ts";
 import { marshalTpm2bPublic } from "../attestation/tpm/structures/mod.ts";
-import { qualifyingData } from "../attestation/qualifying_data.ts";
+import { parseCertificate } from "../attestation/ek_certificate.ts";
+import { issueDocument } from "../attestation/issue.ts";
 import type { TpmDocument } from "../attestation/document.ts";
 import {
   BEGIN_PATH,
@@ -185,8 +185,13 @@ export interface RequestReleaseOptions {
   request: ReleaseRequest;
   /** SHA-256 PCRs to quote (default 0-9). */
   pcrs?: number[];
-  /** EK type whose certificate is read from NV (default RSA 2048, the one TPMs always certify). */
+  /**
+   * EK type whose certificate is read from NV (default RSA 2048: TPMs certify it, and swtpm
+   * certifies only RSA 2048 and ECC P-384 EKs).
+   */
   ekKind?: "ecc" | "rsa";
+  /** DER of intermediate CA certificates to send with the EK certificate (default none). */
+  ekIntermediates?: Uint8Array[];
   /** Endorsement hierarchy password (default empty). */
   endorsementPassword?: Uint8Array;
   /** Override the transport (tests); default {@link pinnedHttpsTransport}. */
@@ -203,21 +208,25 @@ export interface OpenedRelease {
   diskKey: Uint8Array;
 }
 
-function der(nv: Uint8Array): Uint8Array {
-  // NV may hold padding after the certificate: keep exactly the outer DER SEQUENCE.
-  if (nv.length < 4 || nv[0] !== 0x30) {
-    throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV is not DER");
+/** The EK certificate in NV, without the padding NV may hold after the DER. */
+async function readEkCertificate(tpm: Tpm, index: number): Promise<Uint8Array> {
+  let nv: Uint8Array;
+  try {
+    nv = await tpm.nvRead(index);
+  } catch (e) {
+    throw new ConfidantError(
+      "kms.ek_certificate",
+      `the TPM holds no EK certificate at NV 0x${index.toString(16)}`,
+      { cause: e },
+    );
   }
-  const b = nv[1];
-  let len: number, hdr: number;
-  if (b < 0x80) [len, hdr] = [b, 2];
-  else if (b === 0x81) [len, hdr] = [nv[2], 3];
-  else if (b === 0x82) [len, hdr] = [(nv[2] << 8) | nv[3], 4];
-  else throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV is too large");
-  if (hdr + len > nv.length) {
-    throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV is truncated");
+  try {
+    return new Uint8Array(parseCertificate(nv).rawData);
+  } catch (e) {
+    throw new ConfidantError("kms.ek_certificate", "the EK certificate in NV cannot be parsed", {
+      cause: e,
+    });
   }
-  return nv.slice(0, hdr + len);
 }
 
 function expect<S extends z.ZodType>(r: KmsHttpResponse, schema: S, what: string): z.infer<S> {
@@ -242,58 +251,50 @@ function expect<S extends z.ZodType>(r: KmsHttpResponse, schema: S, what: string
 export async function requestRelease(opts: RequestReleaseOptions): Promise<OpenedRelease> {
   const transport = opts.transport ?? pinnedHttpsTransport(opts.kmsUrl, opts.fingerprint);
   const pin = normaliseFingerprint(opts.fingerprint);
+  const ekKind = opts.ekKind ?? "rsa";
+  // Step 1: endorsement and credential activation with the EK and AK loaded.
   const keys = await loadAttestationKeys(opts.tpm, {
-    ek: opts.ekKind ?? "rsa",
+    ek: ekKind,
     ak: "ecc",
     endorsementPassword: opts.endorsementPassword,
   });
-  let ephemeral: EphemeralKeyPair;
   let session: string;
-  let finishBody: unknown;
+  let nonce: Uint8Array;
+  let secret: Uint8Array;
   try {
-    const ekCert = der(await opts.tpm.nvRead(keys.ekCertIndex));
-    const akPublic = marshalTpm2bPublic(keys.ak.public);
+    const ekCert = await readEkCertificate(opts.tpm, keys.ekCertIndex);
     const beginReq: BeginRequest = {
       variant: "tpm",
       ekCertificate: toBase64(ekCert),
-      ekIntermediates: [],
-      akPublic: toBase64(akPublic),
+      ekIntermediates: (opts.ekIntermediates ?? []).map((c) => toBase64(c)),
+      akPublic: toBase64(marshalTpm2bPublic(keys.ak.public)),
     };
     const begun = expect(await transport.post(BEGIN_PATH, beginReq), beginResponseSchema, "begin");
     session = begun.session;
-    const nonce = fromBase64(begun.nonce);
-    const secret = await opts.tpm.activateCredential(
+    nonce = fromBase64(begun.nonce);
+    secret = await opts.tpm.activateCredential(
       keys.ak.handle,
       keys.ek.handle,
       fromBase64(begun.credential.credentialBlob),
       fromBase64(begun.credential.encryptedSecret),
       { endorsementPassword: opts.endorsementPassword },
     );
-    ephemeral = await generateEphemeralKeyPair();
-    const userData = await sha256(ephemeral.publicKey);
-    const pcrs = opts.pcrs ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-    const selection = [{ hash: TPM_ALG.SHA256, pcrs }];
-    const q = await opts.tpm.quote(keys.ak.handle, qualifyingData(nonce, userData), selection);
-    const values = (await opts.tpm.pcrRead(selection)).get(TPM_ALG.SHA256) ?? new Map();
-    const pcrHex: Record<string, string> = {};
-    for (const i of pcrs) {
-      const v = values.get(i);
-      if (!v) throw new ConfidantError("kms.pcr", `PCR ${i} could not be read`);
-      pcrHex[String(i)] = toHex(v);
-    }
-    const evidence: TpmDocument = {
-      version: 1,
-      variant: "tpm",
-      nonce: toBase64(nonce),
-      userData: toBase64(userData),
-      tpm: {
-        akPublic: toBase64(akPublic),
-        quote: toBase64(q.attest),
-        signature: toBase64(q.signature),
-        pcrs: { sha256: pcrHex },
-        ekCertificate: toBase64(ekCert),
-      },
-    };
+  } finally {
+    // issueDocument loads its own EK and AK: free the slots first (a TPM has few).
+    await keys.flush();
+  }
+  // Step 2: the quote, made the one way the attestation area makes evidence. The AK is a
+  // primary key of the endorsement hierarchy, so issueDocument re-creates the same one.
+  const ephemeral: EphemeralKeyPair = await generateEphemeralKeyPair();
+  let finishBody: unknown;
+  try {
+    const evidence: TpmDocument = await issueDocument(opts.tpm, {
+      nonce,
+      userData: await sha256(ephemeral.publicKey),
+      pcrs: opts.pcrs ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      ekAlg: ekKind,
+      endorsementPassword: opts.endorsementPassword,
+    });
     const fin = await transport.post(FINISH_PATH, {
       session,
       activatedSecret: toBase64(secret),
@@ -301,13 +302,12 @@ export async function requestRelease(opts: RequestReleaseOptions): Promise<Opene
       ephemeralPublicKey: toBase64(ephemeral.publicKey),
       request: opts.request,
     });
-    secret.fill(0);
     finishBody = fin.status === 200 && opts.onFinishResponse
       ? opts.onFinishResponse(fin.body)
       : fin.body;
     finishBody = expect({ status: fin.status, body: finishBody }, finishResponseSchema, "finish");
   } finally {
-    await keys.flush();
+    secret.fill(0);
   }
   const sealed = (finishBody as z.infer<typeof finishResponseSchema>).release;
   const aad = await releaseBinding(session, opts.request, ephemeral.publicKey);
