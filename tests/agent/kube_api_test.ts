@@ -21,7 +21,7 @@ interface Seen {
   body?: unknown;
 }
 
-async function standInApiServer() {
+function standInApiServer() {
   const seen: Seen[] = [];
   const configMaps = new Map<string, Record<string, string>>();
   const nodes = new Map<string, Record<string, string>>();
@@ -123,7 +123,7 @@ async function standInApiServer() {
 }
 
 Deno.test("createKubeApi() creates, then merge-patches, then leaves cilium-config unchanged", async () => {
-  const s = await standInApiServer();
+  const s = standInApiServer();
   try {
     const api = createKubeApi(s.kc);
     const data = ciliumEncryptionConfig({
@@ -160,7 +160,7 @@ Deno.test("createKubeApi() creates, then merge-patches, then leaves cilium-confi
 });
 
 Deno.test("checkNodeEncryption() reads the wg-pub-key annotation from Node and CiliumNode", async () => {
-  const s = await standInApiServer();
+  const s = standInApiServer();
   try {
     const api = createKubeApi(s.kc);
     const host = new FakeWireGuard();
@@ -187,7 +187,7 @@ Deno.test("checkNodeEncryption() reads the wg-pub-key annotation from Node and C
 });
 
 Deno.test("createKubeApi() turns an unreachable server into an agent.kube_api error", async () => {
-  const s = await standInApiServer();
+  const s = standInApiServer();
   try {
     const api = createKubeApi(s.kc);
     await s.close();
