@@ -57,8 +57,6 @@ export const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
-  // int crypt_keyslot_destroy(struct crypt_device *cd, int keyslot);
-  crypt_keyslot_destroy: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
   // int crypt_activate_by_passphrase(cd, const char *name, int keyslot,
   //   const char *passphrase, size_t passphrase_size, uint32_t flags);
   crypt_activate_by_passphrase: {

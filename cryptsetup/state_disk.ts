@@ -56,7 +56,7 @@ export interface StateDisk {
   rekey(cfg: LifecycleConfig, oldKey: Uint8Array, newKey: Uint8Array): Promise<void>;
   /** Operator reset: destroy the header and leave a fresh header for `cfg.cluster`. */
   reset(cfg: LifecycleConfig): Promise<string>;
-  /** Deactivate `/dev/mapper/state` if active and release the device. */
+  /** Deactivate `/dev/mapper/state` if active and release the device (the object is done). */
   close(): Promise<void>;
 }
 
