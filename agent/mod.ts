@@ -1,0 +1,24 @@
+/**
+ * The node agent: boot state machine, its ports and adapters, the HTTP endpoint,
+ * sd_notify, and the CLI commands.
+ *
+ * @module
+ */
+export * from "./config.ts";
+export * from "./ports.ts";
+export * from "./retry.ts";
+export * from "./state.ts";
+export * from "./machine.ts";
+export * from "./join_config.ts";
+export * from "./kubeadm.ts";
+export * from "./cilium.ts";
+export * from "./kube_api.ts";
+export * from "./mountinfo.ts";
+export * from "./host.ts";
+export * from "./http.ts";
+export * from "./metrics.ts";
+export * from "./sd_notify.ts";
+export * from "./clock.ts";
+export * from "./adapters.ts";
+export * from "./service.ts";
+export { commands } from "./commands.ts";
