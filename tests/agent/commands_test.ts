@@ -118,3 +118,22 @@ Deno.test("debug kms-ping reports an unreachable KMS", async () => {
   assert.equal(r.code, 1);
   assert.match(r.err, /kms\.connect/);
 });
+
+Deno.test("debug quote prints a TPM document bound to the nonce (swtpm)", async () => {
+  const { startSwtpm } = await import("../_support/swtpm.ts");
+  const sw = await startSwtpm({ ekCert: true });
+  try {
+    const nonce = "00112233445566778899aabbccddeeff";
+    const r = await cli(["debug", "quote", "--nonce", nonce, "--tpm", sw.spec, "--json"]);
+    assert.equal(r.code, 0, r.err);
+    const doc = JSON.parse(r.out);
+    assert.equal(doc.variant, "tpm");
+    assert.equal(
+      doc.nonce,
+      btoa(String.fromCharCode(...nonce.match(/../g)!.map((h) => parseInt(h, 16)))),
+    );
+    assert.ok(doc.tpm.quote.length > 0);
+  } finally {
+    await sw.stop();
+  }
+});
