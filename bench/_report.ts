@@ -98,9 +98,9 @@ export function renderSvg(report: RunReport): string {
     `<text x="10" y="20" font-size="15" font-weight="bold">confidant benchmarks: ratio to the ` +
       `same-run baseline</text>`,
   );
-  const sub = `${report.startedAt}${report.quick ? " (quick)" : ""} · ${
-    esc(String(report.host.cpu ?? ""))
-  } · ${report.host.cores ?? "?"} cores · load ${report.host.loadavg ?? "?"}`;
+  const h = report.host;
+  const sub = `${report.startedAt}${report.quick ? " (quick)" : ""} · ${h.cpu ?? "?"} · ` +
+    `${h.cores ?? "?"} cores · load ${h.loadavg ?? "?"}`;
   out.push(`<text x="10" y="38" fill="#555">${esc(sub)}</text>`);
   rows.forEach((r, i) => {
     const y = top + i * rowH;
