@@ -1,0 +1,287 @@
+/**
+ * Boot a node UKI the realistic way: OVMF (UEFI) finds it as
+ * \EFI\BOOT\BOOTX64.EFI on an ESP and measures it into PCR 4, systemd-stub
+ * measures its sections into PCR 11; the vTPM is swtpm (optionally provisioned
+ * with an EK certificate from swtpm's local CA). QEMU runs with TCG.
+ *
+ * The ESP is a directory served by QEMU's virtual FAT driver (`fat:` read-only),
+ * so no FAT tooling (dosfstools, mtools) is needed. The console goes to a file
+ * so that a VM started by `confidant up` outlives the command.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ConfidantError } from "../lib/errors.ts";
+
+/** Debian 12 OVMF firmware (package ovmf). */
+export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/** Template of the UEFI variable store (copied per VM). */
+export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/** A raw disk for the VM (virtio-blk). */
+export interface VmDisk {
+  path: string;
+  /** Serial visible at /sys/block/vdX/serial (at most 20 characters of [A-Za-z0-9_.-]). */
+  serial?: string;
+}
+
+/** Options of {@link startUefiVm}. */
+export interface UefiVmOptions {
+  /** The UKI to boot. */
+  uki: string;
+  /** Directory for this VM's ESP, variable store, sockets and console log (created). */
+  runDir: string;
+  /** swtpm state directory (keep it to reboot with the same TPM). */
+  tpmStateDir: string;
+  /** State disks. */
+  disks?: VmDisk[];
+  /** User-mode networking: the guest reaches the host's loopback as 10.0.2.2. */
+  network?: boolean;
+  memoryMiB?: number;
+  cpus?: number;
+}
+
+/** A started VM. */
+export interface UefiVm {
+  qemuPid: number;
+  swtpmPid: number;
+  /** File the serial console is written to. */
+  consolePath: string;
+  /** Resolves when QEMU exits (swtpm is stopped then too). */
+  exited: Promise<Deno.CommandStatus>;
+  /** Kill QEMU and swtpm (SIGKILL / SIGTERM) and wait for them. */
+  kill(): Promise<void>;
+  /** Let this process exit while the VM keeps running (for `confidant up`). */
+  detach(): void;
+}
+
+/** Everything {@link uefiQemuArgs} needs (pure). */
+export interface UefiQemuConfig {
+  espDir: string;
+  varsPath: string;
+  tpmSocket: string;
+  consolePath: string;
+  disks: VmDisk[];
+  network: boolean;
+  memoryMiB: number;
+  cpus: number;
+}
+
+/** QEMU arguments for booting the ESP under OVMF with a vTPM (pure). */
+export function uefiQemuArgs(c: UefiQemuConfig): string[] {
+  for (const p of [c.espDir, c.varsPath, c.tpmSocket, ...c.disks.map((d) => d.path)]) {
+    if (/[,=]/.test(p)) throw new ConfidantError("vm.path", `path ${p} contains ',' or '='`);
+  }
+  const a = [
+    "-accel",
+    "tcg,thread=multi",
+    "-cpu",
+    "max",
+    "-machine",
+    "q35",
+    "-smp",
+    String(c.cpus),
+    "-m",
+    String(c.memoryMiB),
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-monitor",
+    "none",
+    "-serial",
+    `file:${c.consolePath}`,
+    "-no-reboot",
+    "-drive",
+    `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+    "-drive",
+    `if=pflash,format=raw,file=${c.varsPath}`,
+    "-chardev",
+    `socket,id=chrtpm,path=${c.tpmSocket}`,
+    "-tpmdev",
+    "emulator,id=tpm0,chardev=chrtpm",
+    "-device",
+    "tpm-crb,tpmdev=tpm0",
+    "-drive",
+    `file=fat:${c.espDir},format=raw,if=none,id=esp,readonly=on`,
+    "-device",
+    "virtio-blk-pci,drive=esp,bootindex=0",
+  ];
+  c.disks.forEach((d, i) => {
+    if (d.serial !== undefined && !/^[A-Za-z0-9_.-]{1,20}$/.test(d.serial)) {
+      throw new ConfidantError("vm.disk", `disk serial ${JSON.stringify(d.serial)} is invalid`);
+    }
+    a.push(
+      "-drive",
+      `file=${d.path},format=raw,if=none,id=disk${i}`,
+      "-device",
+      `virtio-blk-pci,drive=disk${i}${d.serial ? `,serial=${d.serial}` : ""}`,
+    );
+  });
+  if (c.network) a.push("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0");
+  return a;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return await Deno.stat(p).then(() => true, () => false);
+}
+
+/**
+ * Give an swtpm state directory an EK (RSA and ECC) with certificates signed by
+ * swtpm's local CA, and a platform certificate — once; a provisioned directory is
+ * left as it is.
+ */
+export async function provisionSwtpm(stateDir: string): Promise<void> {
+  await Deno.mkdir(stateDir, { recursive: true });
+  if (await exists(join(stateDir, "tpm2-00.permall"))) return;
+  const r = await new Deno.Command("swtpm_setup", {
+    args: [
+      "--tpm2",
+      "--tpmstate",
+      stateDir,
+      "--create-ek-cert",
+      "--create-platform-cert",
+      "--ecc",
+      "--lock-nvram",
+      "--not-overwrite",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch((e) => {
+    throw new ConfidantError("vm.tool", `cannot run swtpm_setup (install swtpm-tools): ${e}`);
+  });
+  if (!r.success) {
+    throw new ConfidantError(
+      "vm.swtpm",
+      `swtpm_setup failed: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`,
+    );
+  }
+}
+
+/** Start swtpm and QEMU for `opts.uki`; the VM runs until it powers off or is killed. */
+export async function startUefiVm(opts: UefiVmOptions): Promise<UefiVm> {
+  for (const f of [OVMF_CODE, OVMF_VARS]) {
+    if (!(await exists(f))) throw new ConfidantError("vm.tool", `${f} not found: install ovmf`);
+  }
+  await Deno.mkdir(opts.runDir, { recursive: true });
+  const espDir = join(opts.runDir, "esp");
+  await Deno.mkdir(join(espDir, "EFI/BOOT"), { recursive: true });
+  await Deno.copyFile(opts.uki, join(espDir, "EFI/BOOT/BOOTX64.EFI"));
+  const varsPath = join(opts.runDir, "OVMF_VARS.fd");
+  if (!(await exists(varsPath))) await Deno.copyFile(OVMF_VARS, varsPath);
+  await Deno.mkdir(opts.tpmStateDir, { recursive: true });
+  const tpmSocket = join(opts.runDir, "swtpm.sock");
+  await Deno.remove(tpmSocket).catch(() => {});
+  const consolePath = join(opts.runDir, "console.log");
+  await Deno.writeTextFile(consolePath, "");
+  let swtpm: Deno.ChildProcess;
+  try {
+    swtpm = new Deno.Command("swtpm", {
+      args: [
+        "socket",
+        "--tpm2",
+        "--tpmstate",
+        `dir=${opts.tpmStateDir}`,
+        "--ctrl",
+        `type=unixio,path=${tpmSocket}`,
+        "--flags",
+        "startup-clear",
+        "--terminate",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (e) {
+    throw new ConfidantError("vm.tool", `cannot run swtpm (install swtpm): ${e}`);
+  }
+  for (let i = 0; i < 100 && !(await exists(tpmSocket)); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const killSwtpm = async () => {
+    try {
+      swtpm.kill("SIGTERM");
+    } catch { /* gone */ }
+    await swtpm.status;
+  };
+  if (!(await exists(tpmSocket))) {
+    await killSwtpm();
+    throw new ConfidantError("vm.swtpm", "swtpm did not create its control socket");
+  }
+  const args = uefiQemuArgs({
+    espDir,
+    varsPath,
+    tpmSocket,
+    consolePath,
+    disks: opts.disks ?? [],
+    network: opts.network ?? false,
+    memoryMiB: opts.memoryMiB ?? 2048,
+    cpus: opts.cpus ?? 2,
+  });
+  let qemu: Deno.ChildProcess;
+  try {
+    qemu = new Deno.Command("qemu-system-x86_64", {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (e) {
+    await killSwtpm();
+    throw new ConfidantError(
+      "vm.tool",
+      `cannot run qemu-system-x86_64 (install qemu-system-x86): ${e}`,
+    );
+  }
+  const exited = qemu.status.then(async (s) => {
+    await killSwtpm();
+    return s;
+  });
+  return {
+    qemuPid: qemu.pid,
+    swtpmPid: swtpm.pid,
+    consolePath,
+    exited,
+    kill: async () => {
+      try {
+        qemu.kill("SIGKILL");
+      } catch { /* gone */ }
+      await exited;
+    },
+    detach: () => {
+      qemu.unref();
+      swtpm.unref();
+    },
+  };
+}
+
+/**
+ * Wait until the console file contains a line matching `pattern`, the VM exits,
+ * or `timeoutMs` passes; returns the console text and whether it matched.
+ * `onLine` sees each new console line (progress streaming).
+ */
+export async function waitForConsole(
+  vm: Pick<UefiVm, "consolePath" | "exited">,
+  pattern: RegExp,
+  timeoutMs: number,
+  onLine?: (line: string) => void,
+): Promise<{ matched: boolean; console: string }> {
+  let done = false;
+  vm.exited.then(() => (done = true), () => (done = true));
+  const deadline = Date.now() + timeoutMs;
+  let seen = 0;
+  let text = "";
+  for (;;) {
+    const exitedNow = done;
+    text = await Deno.readTextFile(vm.consolePath).catch(() => text);
+    if (onLine) {
+      const lines = text.split("\n");
+      const complete = lines.slice(0, -1);
+      for (let i = seen; i < complete.length; i++) onLine(complete[i].replace(/\r$/, ""));
+      seen = Math.max(seen, complete.length);
+    }
+    if (pattern.test(text)) return { matched: true, console: text };
+    if (exitedNow || Date.now() > deadline) return { matched: false, console: text };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
