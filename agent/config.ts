@@ -32,7 +32,7 @@ export const AgentConfigSchema = z.strictObject({
   /** Where the KMS is and which TLS key it must present. */
   kms: z.strictObject({
     url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
-    /** SHA-256 of the KMS's public key (SPKI), hex; pinned, no CA involved. */
+    /** SHA-256 of the KMS's TLS certificate (DER), hex, as `kms serve` prints it; pinned, no CA. */
     fingerprint: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits (SHA-256)"),
   }),
   tpm: z.strictObject({
@@ -44,8 +44,6 @@ export const AgentConfigSchema = z.strictObject({
   disk: z.strictObject({
     /** Block device of the state disk. */
     device: absPath,
-    /** device-mapper name of the opened disk. */
-    mapperName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default("confidant-state"),
     mountPoint: absPath.default("/var/lib/confidant"),
     fsType: z.enum(["ext4"]).default("ext4"),
     /** Cluster name written in the disk's LUKS token (a disk of another cluster is refused). */
