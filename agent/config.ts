@@ -31,7 +31,7 @@ const dnsName = z.string().min(1).max(253).regex(
 export const AgentConfigSchema = z.strictObject({
   /** Where the KMS is and which TLS key it must present. */
   kms: z.strictObject({
-    url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+    url: z.url({ protocol: /^https$/, error: "must be an https:// URL" }),
     /** SHA-256 of the KMS's TLS certificate (DER), hex, as `kms serve` prints it; pinned, no CA. */
     fingerprint: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits (SHA-256)"),
   }),

@@ -79,7 +79,7 @@ Deno.test("loadAgentConfig() takes values from the kernel command line over the 
 Deno.test("loadAgentConfig() works from the command line alone", () => {
   const { config } = loadAgentConfig(
     "",
-    `confidant.kms=http://10.1.1.1:80 confidant.kms_fingerprint=${FP} confidant.disk=/dev/sdb ` +
+    `confidant.kms=https://10.1.1.1:443 confidant.kms_fingerprint=${FP} confidant.disk=/dev/sdb ` +
       `confidant.role=worker`,
   );
   assert.equal(config.disk.device, "/dev/sdb");
@@ -97,4 +97,11 @@ Deno.test("splitKernelCmdline() groups double-quoted values and refuses an open 
   assert.deepEqual(splitKernelCmdline(' a=1  b="x y"\n c '), ["a=1", "b=x y", "c"]);
   assert.throws(() => splitKernelCmdline('a="x'), /unclosed quote/);
   assert.throws(() => splitKernelCmdline("x".repeat(70000)), /too long/);
+});
+
+Deno.test("loadAgentConfig() refuses a KMS URL that is not https", () => {
+  assert.match(
+    configError(() => loadAgentConfig(MINIMAL.replace("https://", "http://"))),
+    /kms\.url: must be an https:\/\/ URL/,
+  );
 });
