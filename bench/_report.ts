@@ -76,7 +76,11 @@ function esc(s: string): string {
  */
 export function renderSvg(report: RunReport): string {
   const rows = report.results.filter((r) => r.ratio !== null);
-  const labelW = 330;
+  // About 6.8 px per character of a 12 px sans-serif label.
+  const labelW = Math.max(
+    200,
+    16 + Math.ceil(6.8 * Math.max(0, ...rows.map((r) => r.label.length))),
+  );
   const chartW = 520;
   const rowH = 26;
   const top = 56;
@@ -116,8 +120,10 @@ export function renderSvg(report: RunReport): string {
       `<rect x="${labelW}" y="${y + 4}" width="${(x(r.ratio!) - labelW).toFixed(1)}" ` +
         `height="${rowH - 8}" fill="${color}"/>`,
     );
+    const tickX = r.target?.of === "ratio" ? x(r.target.value) : 0;
     out.push(
-      `<text x="${(x(r.ratio!) + 6).toFixed(1)}" y="${y + 16}">${r.ratio!.toFixed(3)}` +
+      `<text x="${(Math.max(x(r.ratio!), tickX) + 6).toFixed(1)}" y="${y + 16}">` +
+        `${r.ratio!.toFixed(3)}` +
         `${r.pass === null ? "" : r.pass ? " ✓" : " ✗"}</text>`,
     );
     if (r.target?.of === "ratio") {

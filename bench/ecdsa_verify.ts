@@ -70,7 +70,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const engines: Engine[] = [
     {
       id: "libcrypto",
-      label: "lib/crypto libcrypto FFI (sync)",
+      label: "libcrypto FFI (sync)",
       verifier: createEcdsaVerifier({ backend: "libcrypto", offload: false }),
       sync: true,
       concurrency: 1,
@@ -78,11 +78,13 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
     },
     {
       id: "libcrypto_pool",
-      label: `lib/crypto libcrypto FFI (pool, ${inFlight} in flight)`,
+      label: `libcrypto FFI (thread pool, ${inFlight} in flight)`,
       verifier: createEcdsaVerifier({ backend: "libcrypto", offload: true }),
       sync: false,
       concurrency: inFlight,
-      target: 0.6,
+      // Each hand-off to the pool costs ~30 µs of CPU (thread wake-up, promise); what the
+      // pool buys is the other cores, so its per-CPU-second target is lower.
+      target: 0.5,
     },
     {
       id: "node",
