@@ -14,12 +14,25 @@
 import { createHash } from "node:crypto";
 import { bytesEqual, fromBase64, toHex } from "../lib/bytes.ts";
 import { describeError } from "../lib/errors.ts";
-import { parseCertificate, verifyEkCertificate } from "../attestation/ek_certificate.ts";
-import { ekPublicFromCertificate } from "../attestation/ek_certificate.ts";
+import { parseCertificate } from "../attestation/ek_certificate.ts";
 import { makeCredential } from "../attestation/tpm/credential/mod.ts";
 import { computeName, unmarshalTpm2bPublic } from "../attestation/tpm/structures/mod.ts";
-import { type ActivatedAk, verifyDocument } from "../attestation/verify.ts";
+import { akPin, verifyDocument } from "../attestation/verify.ts";
+import { EkTrust, type KnownEk } from "./ek_trust.ts";
 import type { KmsPolicy } from "./policy.ts";
+
+/** How step 1 trusted the node, carried (sealed) from step 1 to step 2 in the session. */
+export interface Endorsement {
+  /**
+   * `ek-ca`: the EK certificate chained to the policy's EK CAs (checked once, at step 1);
+   * `pinned`: the AK is pinned in the policy (checked again at step 2 by the verifier).
+   */
+  trust: "ek-ca" | "pinned";
+  /** SHA-256 of the EK certificate DER step 1 accepted. */
+  ekCertificateDigest: Uint8Array;
+  /** `ek-ca`: digest of the EK CA set it was verified against ({@link anchorSetDigest}). */
+  anchors?: Uint8Array;
+}
 
 /** Input of step 1. */
 export interface EndorsementInput {
@@ -43,6 +56,8 @@ export type EndorsementResult =
     identity: Uint8Array;
     /** TPM name of the AK. */
     akName: Uint8Array;
+    /** How the node was trusted, for step 2. */
+    endorsement: Endorsement;
     /** TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET. */
     credential: { credentialBlob: Uint8Array; encryptedSecret: Uint8Array };
   }
@@ -61,10 +76,12 @@ export interface EvidenceInput {
   nonce: Uint8Array;
   /** What the document must carry as userData (SHA-256 of the ephemeral key). */
   userData: Uint8Array;
-  /** Name of the AK the session's credential was made for. */
+  /** Name of the AK the session's credential was made for (and the node activated). */
   akName: Uint8Array;
   /** Node identity of the session (SHA-256 of the EK SubjectPublicKeyInfo). */
   identity: Uint8Array;
+  /** How step 1 trusted the node. */
+  endorsement: Endorsement;
   now: Date;
 }
 
@@ -72,6 +89,9 @@ export interface EvidenceInput {
 export interface EvidenceVerifier {
   verify(input: EvidenceInput): Promise<{ checks: string[]; detail?: string }>;
 }
+
+/** The EK caches shared by the default issuer and verifier of this process. */
+const sharedEkTrust = new EkTrust();
 
 // TPMA_OBJECT bits (Part 2, 8.3).
 const FIXED_TPM = 1 << 1;
@@ -90,54 +110,68 @@ export function identityOfEkCertificate(der: Uint8Array): Uint8Array {
 /**
  * Step 1 for TPMs: the EK certificate must chain to the policy's EK CAs (or, with pinned
  * AKs, the AK must be pinned), the AK must be a restricted signing key fixed to its TPM, and
- * the credential is made to the certified EK for the AK's name.
+ * the credential is made to the certified EK for the AK's name. Chains and parsed EKs are
+ * remembered in `trust` ({@link EkTrust}), per policy version.
  */
-export const tpmCredentialIssuer: CredentialIssuer = {
-  async begin(input) {
-    const checks: string[] = [];
-    let detail: string | undefined;
-    const ak = input.policy.ak;
-    if (!ak) return { ok: false, checks: ["ak.untrusted"], detail: "the policy trusts no AK" };
-    let akPub;
-    try {
-      akPub = unmarshalTpm2bPublic(input.akPublic);
-    } catch (e) {
-      return { ok: false, checks: ["ak.malformed"], detail: describeError(e).message };
-    }
-    const a = akPub.public.objectAttributes;
-    const need = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | RESTRICTED | SIGN;
-    if ((a & need) !== need || (a & DECRYPT) !== 0) checks.push("ak.attributes");
-    if ("pinned" in ak) {
-      const d = "sha256:" + createHash("sha256").update(input.akPublic).digest("hex");
-      if (!ak.pinned.some((p) => p.toLowerCase() === d)) checks.push("ak.not_pinned");
-    }
-    let ekPublic;
-    try {
-      if ("ekCaCertificates" in ak) {
-        ekPublic = (await verifyEkCertificate(input.ekCertificate, {
-          caCertificates: ak.ekCaCertificates,
-          intermediates: input.ekIntermediates,
-          now: input.now,
-        })).ekPublic;
-      } else {
-        ekPublic = ekPublicFromCertificate(input.ekCertificate);
+export function createTpmCredentialIssuer(trust: EkTrust = sharedEkTrust): CredentialIssuer {
+  return {
+    async begin(input) {
+      const checks: string[] = [];
+      let detail: string | undefined;
+      const ak = input.policy.ak;
+      if (!ak) return { ok: false, checks: ["ak.untrusted"], detail: "the policy trusts no AK" };
+      let akPub;
+      try {
+        akPub = unmarshalTpm2bPublic(input.akPublic);
+      } catch (e) {
+        return { ok: false, checks: ["ak.malformed"], detail: describeError(e).message };
       }
-    } catch (e) {
-      const d = describeError(e);
-      checks.push(d.code === "ek.unsupported_key" ? "ek.unsupported_key" : "ek.certificate");
-      detail = d.message;
-    }
-    if (checks.length || !ekPublic) return { ok: false, checks, detail };
-    const akName = await computeName(akPub.tpmtBytes);
-    const cred = makeCredential(ekPublic, akName, input.secret);
-    return {
-      ok: true,
-      identity: identityOfEkCertificate(input.ekCertificate),
-      akName,
-      credential: cred,
-    };
-  },
-};
+      const a = akPub.public.objectAttributes;
+      const need = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | RESTRICTED | SIGN;
+      if ((a & need) !== need || (a & DECRYPT) !== 0) checks.push("ak.attributes");
+      if ("pinned" in ak) {
+        const d = akPin(input.akPublic);
+        if (!ak.pinned.some((p) => p.toLowerCase() === d)) checks.push("ak.not_pinned");
+      }
+      let ek: KnownEk | undefined;
+      let anchors: Uint8Array | undefined;
+      try {
+        if ("ekCaCertificates" in ak) {
+          ek = await trust.verify(
+            input.ekCertificate,
+            input.ekIntermediates,
+            ak.ekCaCertificates,
+            input.now,
+          );
+          anchors = trust.anchorsDigest(ak.ekCaCertificates);
+        } else {
+          ek = trust.known(input.ekCertificate);
+        }
+      } catch (e) {
+        const d = describeError(e);
+        checks.push(d.code === "ek.unsupported_key" ? "ek.unsupported_key" : "ek.certificate");
+        detail = d.message;
+      }
+      if (checks.length || !ek) return { ok: false, checks, detail };
+      const akName = await computeName(akPub.tpmtBytes);
+      const cred = makeCredential(ek.ekPublic, akName, input.secret);
+      return {
+        ok: true,
+        identity: ek.identity,
+        akName,
+        endorsement: {
+          trust: anchors ? "ek-ca" : "pinned",
+          ekCertificateDigest: ek.certificateDigest,
+          anchors,
+        },
+        credential: cred,
+      };
+    },
+  };
+}
+
+/** Step 1 for TPMs with the process's shared {@link EkTrust}. */
+export const tpmCredentialIssuer: CredentialIssuer = createTpmCredentialIssuer();
 
 /** Hex of a node identity. */
 export function identityHex(identity: Uint8Array): string {
@@ -146,62 +180,89 @@ export function identityHex(identity: Uint8Array): string {
 
 /**
  * Step 2 for TPMs: `verifyDocument` of the attestation area with the session's nonce and the
- * expected userData. The document's AK must be the one the credential was made for; under
- * EK-CA trust its EK certificate must be the session's (same identity), and the activation
- * is passed to the verifier as `akTrust`.
+ * expected userData; the document's AK must be the one the credential was made for.
+ *
+ * Under EK-CA trust the chain is not checked again: step 1 verified it and made the credential
+ * to that EK for this AK name, and the service has checked the activated secret, so the AK
+ * with that name is proven. The document is therefore verified against the policy with `ak`
+ * narrowed to `pinned: [this AK]`, which checks everything else (signature, qualifying data,
+ * PCRs) without redoing the chain. The session must have been begun under the EK CA set in
+ * force now (else `ek.policy_changed`: begin again), and an EK certificate in the document, if
+ * any, must be the session's (`ek.session_mismatch`). Under pinned trust the policy is used as
+ * it is, so a pin removed since step 1 is honoured.
  */
-export const tpmEvidenceVerifier: EvidenceVerifier = {
-  async verify(input) {
-    const checks: string[] = [];
-    const details: string[] = [];
-    const doc = input.evidence as { tpm?: { akPublic?: unknown; ekCertificate?: unknown } };
-    let akTrust: ActivatedAk | undefined;
-    const ekB64 = doc.tpm?.ekCertificate;
-    if (input.policy.ak && "ekCaCertificates" in input.policy.ak) {
-      if (typeof ekB64 !== "string" || ekB64.length > 16 * 1024) {
-        checks.push("ek.certificate");
-        details.push("the document carries no EK certificate");
-      } else {
-        try {
-          const der = fromBase64(ekB64, "ekCertificate");
-          if (!bytesEqual(identityOfEkCertificate(der), input.identity)) {
-            checks.push("ek.session_mismatch");
-            details.push("the document's EK certificate is not the one of the session");
-          } else {
-            akTrust = {
-              activated: true,
-              ekPublic: ekPublicFromCertificate(der),
-              akName: input.akName,
-            };
-          }
-        } catch (e) {
-          checks.push("ek.certificate");
-          details.push(describeError(e).message);
+export function createTpmEvidenceVerifier(trust: EkTrust = sharedEkTrust): EvidenceVerifier {
+  return {
+    async verify(input) {
+      const checks: string[] = [];
+      const details: string[] = [];
+      const fail = (check: string, message: string) => {
+        if (!checks.includes(check)) checks.push(check);
+        details.push(`${check}: ${message}`);
+      };
+      const doc = input.evidence as { tpm?: { akPublic?: unknown; ekCertificate?: unknown } };
+      const akPolicy = input.policy.ak;
+      let policy = input.policy;
+
+      // The AK must be the one the credential was made for.
+      let docAk: Uint8Array | undefined;
+      const akB64 = doc.tpm?.akPublic;
+      try {
+        if (typeof akB64 !== "string" || akB64.length > 4096) throw new Error("no akPublic");
+        docAk = fromBase64(akB64, "akPublic");
+        const name = await computeName(unmarshalTpm2bPublic(docAk).tpmtBytes);
+        if (!bytesEqual(name, input.akName)) {
+          docAk = undefined;
+          fail(
+            "ak.session_mismatch",
+            "the document's AK is not the one the credential was made for",
+          );
         }
+      } catch {
+        docAk = undefined;
+        fail("ak.session_mismatch", "the document's AK cannot be read");
       }
-    }
-    const akB64 = doc.tpm?.akPublic;
-    try {
-      if (typeof akB64 !== "string" || akB64.length > 4096) throw new Error("no akPublic");
-      const name = await computeName(unmarshalTpm2bPublic(fromBase64(akB64, "akPublic")).tpmtBytes);
-      if (!bytesEqual(name, input.akName)) {
-        checks.push("ak.session_mismatch");
-        details.push("the document's AK is not the one the credential was made for");
+
+      if (akPolicy && "ekCaCertificates" in akPolicy) {
+        const e = input.endorsement;
+        if (
+          e.trust !== "ek-ca" || !e.anchors ||
+          !bytesEqual(e.anchors, trust.anchorsDigest(akPolicy.ekCaCertificates))
+        ) {
+          fail("ek.policy_changed", "the session was begun under another AK trust; begin again");
+        }
+        const ekB64 = doc.tpm?.ekCertificate;
+        if (ekB64 !== undefined) {
+          try {
+            if (typeof ekB64 !== "string" || ekB64.length > 16 * 1024) throw new Error("bad");
+            const digest = createHash("sha256").update(fromBase64(ekB64, "ekCertificate"))
+              .digest();
+            if (!bytesEqual(new Uint8Array(digest), e.ekCertificateDigest)) {
+              fail("ek.session_mismatch", "the document's EK certificate is not the session's");
+            }
+          } catch {
+            fail("ek.session_mismatch", "the document's EK certificate cannot be read");
+          }
+        }
+        // The activated AK is trusted as if pinned; a mismatched AK is trusted for nothing.
+        policy = docAk
+          ? { ...input.policy, ak: { pinned: [akPin(docAk)] } }
+          : { ...input.policy, ak: undefined };
       }
-    } catch {
-      checks.push("ak.session_mismatch");
-      details.push("the document's AK cannot be read");
-    }
-    const r = await verifyDocument(input.evidence, input.policy, {
-      nonce: input.nonce,
-      userData: input.userData,
-      now: input.now,
-      akTrust,
-    });
-    for (const f of r.failures) {
-      if (!checks.includes(f.check)) checks.push(f.check);
-      details.push(`${f.check}: ${f.message}`);
-    }
-    return { checks, detail: details.join("; ").slice(0, 1000) || undefined };
-  },
-};
+      const r = await verifyDocument(input.evidence, policy, {
+        nonce: input.nonce,
+        userData: input.userData,
+        now: input.now,
+      });
+      for (const f of r.failures) {
+        // Without a usable AK the verifier says "no AK trusted": already named above.
+        if (f.check === "ak.trust" && checks.includes("ak.session_mismatch")) continue;
+        fail(f.check, f.message);
+      }
+      return { checks, detail: details.join("; ").slice(0, 1000) || undefined };
+    },
+  };
+}
+
+/** Step 2 for TPMs with the process's shared {@link EkTrust}. */
+export const tpmEvidenceVerifier: EvidenceVerifier = createTpmEvidenceVerifier();

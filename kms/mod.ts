@@ -24,8 +24,14 @@ export { type ReleaseRequest, releaseRequestSchema, type Role } from "./protocol
 export { createKmsApp, type KmsAppDeps } from "./app.ts";
 export { buildKms, type BuildKmsOptions, initKms, serveKms } from "./server.ts";
 export { KmsService, type KmsServiceDeps } from "./service.ts";
-export type { CredentialIssuer, EvidenceVerifier } from "./evidence.ts";
-export { tpmCredentialIssuer, tpmEvidenceVerifier } from "./evidence.ts";
+export type { CredentialIssuer, Endorsement, EvidenceVerifier } from "./evidence.ts";
+export {
+  createTpmCredentialIssuer,
+  createTpmEvidenceVerifier,
+  tpmCredentialIssuer,
+  tpmEvidenceVerifier,
+} from "./evidence.ts";
+export { anchorSetDigest, EkTrust, type KnownEk, type VerifiedEk } from "./ek_trust.ts";
 export { FileStore } from "./file_store.ts";
 export { KubeStore } from "./k8s_store.ts";
 export type { DiskRecord, KmsStore } from "./store.ts";

@@ -113,6 +113,7 @@ export class KmsService {
         secretDigest: await sha256(secret),
         akName: r.akName,
         identity: r.identity,
+        endorsement: r.endorsement,
         expiresAt: now + this.lifetime,
       }, now);
       return {
@@ -170,6 +171,7 @@ export class KmsService {
           userData: await sha256(ephemeral),
           akName: claims.akName,
           identity: claims.identity,
+          endorsement: claims.endorsement,
           now: new Date(now),
         });
         checks.push(...v.checks);

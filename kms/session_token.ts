@@ -5,16 +5,20 @@
  * Wire form: base64url( version(1) ‖ iv(12) ‖ AES-256-GCM(JSON payload) ‖ tag(16) ), under a
  * key derived from the master secret (`KeyDeriver.sessionKey`), with the version byte and a
  * fixed label as additional data. The payload holds the nonce, the SHA-256 of the credential
- * secret, the AK name, the enrolling identity (EK digest) and an expiry at most 60 s ahead.
+ * secret, the AK name, the enrolling identity (EK digest), how step 1 trusted the node (EK CA
+ * chain verified against which CA set, or a pinned AK; the chain is not checked again at
+ * step 2) and an expiry at most 60 s ahead. Version 2 added the endorsement; a version-1 token
+ * is refused as `session.version`.
  *
  * @module
  */
 import { z } from "zod";
 import { concat, fromBase64Url, fromHex, toBase64Url, toHex, utf8 } from "../lib/bytes.ts";
 import { ConfidantError, ParseError } from "../lib/errors.ts";
+import type { Endorsement } from "./evidence.ts";
 
 /** Version byte of the token format. */
-export const SESSION_TOKEN_VERSION = 1;
+export const SESSION_TOKEN_VERSION = 2;
 /** Longest lifetime of a session (ms). */
 export const MAX_SESSION_LIFETIME_MS = 60_000;
 /** Longest accepted token string (characters); anything longer is refused before decoding. */
@@ -33,6 +37,8 @@ export interface SessionClaims {
   akName: Uint8Array;
   /** Node identity: SHA-256 of the EK public key (hex of this is used in records). */
   identity: Uint8Array;
+  /** How step 1 trusted the node. */
+  endorsement: Endorsement;
   /** Expiry, ms since the epoch. */
   expiresAt: number;
 }
@@ -46,6 +52,9 @@ const payloadSchema = z.object({
   sd: hexField(32, 32),
   ak: hexField(2, 66),
   id: hexField(32, 32),
+  tr: z.enum(["ek-ca", "pinned"]),
+  ekd: hexField(32, 32),
+  anc: hexField(32, 32).optional(),
   exp: z.number().int().nonnegative(),
 }).strict();
 
@@ -68,6 +77,9 @@ export async function sealSessionToken(
     sd: toHex(claims.secretDigest),
     ak: toHex(claims.akName),
     id: toHex(claims.identity),
+    tr: claims.endorsement.trust,
+    ekd: toHex(claims.endorsement.ekCertificateDigest),
+    anc: claims.endorsement.anchors ? toHex(claims.endorsement.anchors) : undefined,
     exp: claims.expiresAt,
   }));
   const iv = crypto.getRandomValues(new Uint8Array(12));
@@ -143,6 +155,11 @@ export async function openSessionToken(
       secretDigest: fromHex(parsed.sd),
       akName: fromHex(parsed.ak),
       identity: fromHex(parsed.id),
+      endorsement: {
+        trust: parsed.tr,
+        ekCertificateDigest: fromHex(parsed.ekd),
+        anchors: parsed.anc === undefined ? undefined : fromHex(parsed.anc),
+      },
       expiresAt: parsed.exp,
     },
   };

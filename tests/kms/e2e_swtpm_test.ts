@@ -42,13 +42,10 @@ Deno.test("KMS end to end with swtpm: releases, refusals and tamper detection", 
     await initKms(store, kek, "e2e");
     const good = await pcr0(swA.spec);
     const policyPath = join(dir, "policy.yaml");
-    const writePolicy = (pcr: string) =>
+    const writePolicy = (pcr: string, cas = [swA.ekCaPem!, swB.ekCaPem!]) =>
       Deno.writeTextFile(
         policyPath,
-        JSON.stringify({
-          pcrs: { "0": { expected: [pcr] } },
-          ak: { ekCaCertificates: [swA.ekCaPem!, swB.ekCaPem!] },
-        }),
+        JSON.stringify({ pcrs: { "0": { expected: [pcr] } }, ak: { ekCaCertificates: cas } }),
       );
     await writePolicy(good);
     const policy = await PolicyHolder.open(policyPath);
@@ -175,6 +172,24 @@ Deno.test("KMS end to end with swtpm: releases, refusals and tamper detection", 
         const r = await run({ tpm: tpmB });
         assert.equal(toHex(r.diskKey), firstKey);
         await refusedWith(run(), "disk.identity_mismatch");
+      },
+    );
+    await t.step(
+      "a session begun under another EK CA set is refused at finish (chain not rechecked)",
+      async () => {
+        const reload: KmsTransport = {
+          post: async (path, body) => {
+            if (path.endsWith("finish")) {
+              await writePolicy(good, [swB.ekCaPem!]); // node B's CA only, still trusts B
+              assert.equal(await policy.check(), "reloaded");
+            }
+            return base.post(path, body);
+          },
+        };
+        await refusedWith(run({ tpm: tpmB, transport: reload }), "ek.policy_changed");
+        // Under the new set, a fresh session of the same node is released.
+        const r = await run({ tpm: tpmB });
+        assert.equal(toHex(r.diskKey), firstKey);
       },
     );
     await t.step(

@@ -141,6 +141,7 @@ const fakeCredentials: CredentialIssuer = {
       ok: true,
       identity: i.ekCertificate.slice(0, 32),
       akName: new Uint8Array([0, 11, ...new Uint8Array(32)]),
+      endorsement: { trust: "pinned", ekCertificateDigest: new Uint8Array(32) },
       credential: { credentialBlob: i.secret.slice(), encryptedSecret: new Uint8Array([1]) },
     });
   },

@@ -14,6 +14,7 @@ function claims(exp = NOW + 60_000): SessionClaims {
     secretDigest: rnd(32),
     akName: rnd(34),
     identity: rnd(32),
+    endorsement: { trust: "ek-ca", ekCertificateDigest: rnd(32), anchors: rnd(32) },
     expiresAt: exp,
   };
 }
@@ -27,6 +28,12 @@ Deno.test("session tokens round-trip and are refused when expired, forged or mal
     assert.ok(r.ok);
     assert.equal(toHex(r.claims.nonce), toHex(c.nonce));
     assert.equal(toHex(r.claims.akName), toHex(c.akName));
+    assert.equal(r.claims.endorsement.trust, "ek-ca");
+    assert.equal(
+      toHex(r.claims.endorsement.ekCertificateDigest),
+      toHex(c.endorsement.ekCertificateDigest),
+    );
+    assert.equal(toHex(r.claims.endorsement.anchors!), toHex(c.endorsement.anchors!));
     assert.equal(r.claims.expiresAt, c.expiresAt);
   });
   await t.step("expired", async () => {
