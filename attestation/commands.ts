@@ -8,8 +8,9 @@ import { type Command, defineCommand, flag } from "../lib/cli.ts";
 import { atomicWriteFile } from "../lib/atomic_write.ts";
 import { fromHex, toHex } from "../lib/bytes.ts";
 import { ConfidantError, ExitCode } from "../lib/errors.ts";
+import { MAX_DOCUMENT_BYTES } from "./document.ts";
 import { DEFAULT_PCRS, issueDocument } from "./issue.ts";
-import { parsePolicyJson } from "./policy.ts";
+import { MAX_POLICY_BYTES, parsePolicyJson } from "./policy.ts";
 import { verifyDocument } from "./verify.ts";
 import { hashAlgSize, Tpm, TPM_ALG } from "./tpm/mod.ts";
 
@@ -29,6 +30,19 @@ const pcrList = z.string().regex(/^\d{1,2}(?:,\d{1,2})*$/, "must be a comma-sepa
   .transform(
     (s) => s.split(",").map(Number),
   ).refine((l) => l.every((p) => p <= 23), "PCR indices must be 0..23");
+
+/** RFC 3339 date-time with a zone (`Z` or `±hh:mm`), as accepted by `--at`. */
+const rfc3339 = z.string().regex(
+  /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$/,
+  "must be an RFC 3339 time such as 2025-06-01T00:00:00Z",
+).transform((s, ctx) => {
+  const d = new Date(s.toUpperCase());
+  if (Number.isNaN(d.getTime())) {
+    ctx.addIssue({ code: "custom", message: "is not a valid time" });
+    return z.NEVER;
+  }
+  return d;
+});
 
 async function readFileLimited(path: string, max: number, what: string): Promise<string> {
   let info: Deno.FileInfo;
@@ -52,6 +66,9 @@ Creates the EK and the AK as primaries in the endorsement hierarchy, quotes the 
 bank over qualifyingData = SHA-256("confidant-attestation-v1" || nonce || userData), reads
 the same PCRs, and prints the document as JSON (or writes it atomically to --out). The EK
 certificate is included when the TPM has one in NV.
+--tee sev-snp|tdx adds a TEE report from configfs-tsm (/sys/kernel/config/tsm/report) whose
+REPORT_DATA binds the nonce, user data and the AK (a "sev-snp"/"tdx" document); --tee auto
+adds it only on an SEV-SNP or TDX guest. Default: none (a "tpm" document).
 Default PCRs: ${DEFAULT_PCRS.join(",")} (the measured-boot set that is stable per image).`,
   flags: [
     { name: "tpm", type: "string", value: "DEV|swtpm:HOST:PORT", help: "the TPM to use" },
@@ -59,6 +76,12 @@ Default PCRs: ${DEFAULT_PCRS.join(",")} (the measured-boot set that is stable pe
     { name: "user-data", type: "string", value: "HEX", help: "data to bind (≤ 1024 bytes)" },
     { name: "pcrs", type: "string", value: "LIST", help: "SHA-256 PCRs to quote, e.g. 0,4,7" },
     { name: "ek", type: "string", value: "ecc|rsa", help: "EK algorithm (default ecc)" },
+    {
+      name: "tee",
+      type: "string",
+      value: "auto|sev-snp|tdx|none",
+      help: "add TEE evidence (default none)",
+    },
     { name: "out", type: "string", value: "FILE", help: "write the document here (mode 0644)" },
   ],
   examples: [
@@ -72,6 +95,7 @@ Default PCRs: ${DEFAULT_PCRS.join(",")} (the measured-boot set that is stable pe
       .optional(),
     pcrs: pcrList.optional(),
     ek: z.enum(["ecc", "rsa"]).default("ecc"),
+    tee: z.enum(["auto", "sev-snp", "tdx", "none"]).default("none"),
     out: z.string().min(1).optional(),
   }),
   async run(input, ctx) {
@@ -82,6 +106,7 @@ Default PCRs: ${DEFAULT_PCRS.join(",")} (the measured-boot set that is stable pe
         userData: fromHex(input["user-data"] ?? ""),
         pcrs: input.pcrs,
         ekAlg: input.ek,
+        tee: input.tee,
       });
       const text = JSON.stringify(doc, null, 2);
       if (input.out) await atomicWriteFile(input.out, text + "\n", { mode: 0o644 });
@@ -95,41 +120,59 @@ Default PCRs: ${DEFAULT_PCRS.join(",")} (the measured-boot set that is stable pe
 /** `confidant verify`. */
 export const verifyCommand = defineCommand({
   path: ["verify"],
-  summary: "verify a TPM attestation document against a policy",
+  summary: "verify an attestation document (tpm, sev-snp, tdx) against a policy",
   description: `
 Checks the document's schema, the quote's signature with the AK, the qualifying data for
 --nonce/--user-data, that the quoted PCR selection and digest match the listed PCR values,
-the PCR values against the policy, and that the policy trusts the AK. Exit 0 and a JSON
-result when every check holds; exit 1 listing EVERY failed check otherwise (JSON with
---json). A policy with "ak": {"ekCaCertificates": [...]} needs a live credential activation
-(done by the KMS), so a stored document can only pass a pinned-AK policy here.
+the PCR values against the policy, and that the policy trusts the AK. A "sev-snp" or "tdx"
+document must also pass its TEE half: the vendor report, its certificate chain to AMD's or
+Intel's pinned root and collateral, the policy's "snp"/"tdx" section, and REPORT_DATA =
+teeReportData(nonce, user data, AK) (check tee.binding). The policy must accept the
+document's variant ("variants", default ["tpm"]). Certificates are checked at --at (default
+now). Exit 0 and a JSON result when every check holds; exit 1 listing EVERY failed check
+otherwise (JSON with --json). A policy with "ak": {"ekCaCertificates": [...]} needs a live
+credential activation (done by the KMS), so a stored document can only pass a pinned-AK
+policy here. Policy fields and check names: attestation/README.md.
 
-Policy example:
+Policy examples:
   { "pcrs": { "7": { "expected": ["<64 hex>"], "warnOnly": false } },
-    "ak": { "pinned": ["sha256:<hex of SHA-256 of the AK's TPM2B_PUBLIC>"] } }`,
+    "ak": { "pinned": ["sha256:<hex of SHA-256 of the AK's TPM2B_PUBLIC>"] } }
+  { "variants": ["sev-snp"], "ak": { "pinned": ["sha256:<hex>"] },
+    "snp": { "measurements": ["<96 hex>"], "products": ["Genoa"] } }`,
   flags: [
     { name: "policy", type: "string", value: "FILE", help: "policy JSON" },
     { name: "nonce", type: "string", value: "HEX", help: "the nonce you issued" },
     { name: "user-data", type: "string", value: "HEX", help: "the userData you expect" },
+    {
+      name: "at",
+      type: "string",
+      value: "RFC3339",
+      help: "check certificate validity at this time (default now)",
+    },
   ],
   positionals: [{ name: "doc", help: "attestation document JSON" }],
   examples: [
     "confidant verify --policy policy.json --nonce 9f86d081884c7d65 doc.json",
     "confidant verify --policy policy.json --nonce 0011 --user-data cafe --json doc.json",
+    "confidant verify --policy snp.json --nonce 0011 --at 2025-06-01T00:00:00Z doc.json",
   ],
   schema: z.object({
     policy: z.string().min(1),
     nonce: flag.hex().refine((s) => s.length <= 128, "must be at most 64 bytes"),
     "user-data": flag.hex().refine((s) => s.length <= 2048, "must be at most 1024 bytes")
       .optional(),
+    at: rfc3339.optional(),
     doc: z.string().min(1),
   }),
   async run(input, ctx) {
-    const policy = parsePolicyJson(await readFileLimited(input.policy, 1024 * 1024, "policy"));
-    const text = await readFileLimited(input.doc, 64 * 1024, "document");
+    const policy = parsePolicyJson(
+      await readFileLimited(input.policy, MAX_POLICY_BYTES, "policy"),
+    );
+    const text = await readFileLimited(input.doc, MAX_DOCUMENT_BYTES, "document");
     const r = await verifyDocument(text, policy, {
       nonce: fromHex(input.nonce),
       userData: fromHex(input["user-data"] ?? ""),
+      now: input.at,
     });
     if (r.ok) {
       ctx.out(JSON.stringify(r, null, 2));

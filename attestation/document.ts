@@ -11,9 +11,16 @@
  *            "ekCertificate": "<b64 DER, optional>" } }
  * ```
  *
- * Variants are looked up in a registry (variant id → zod schema), so TEE variants
- * ("sev-snp", "tdx") can add their own section later with {@link registerDocumentVariant}.
- * Every field has a size limit that is checked before anything is decoded.
+ * The TEE variants `"sev-snp"` and `"tdx"` carry the same `tpm` section plus a `tee` section
+ * with the vendor evidence (attestation/snp/evidence.ts `snpEvidenceSchema`,
+ * attestation/tdx/evidence.ts `TdxEvidenceSchema`: the report or quote together with the
+ * certificates and collateral the verifier needs). The TEE report's REPORT_DATA is
+ * `teeReportData({ nonce, userData, akPublic })` (attestation/tee_binding.ts) over the
+ * document's own AK, so the vTPM quote and the TEE report vouch for the same boot.
+ *
+ * Variants are looked up in a registry (variant id → zod schema); another variant can be
+ * added with {@link registerDocumentVariant}. Every field has a size limit that is checked
+ * before anything is decoded.
  *
  * @module
  */
@@ -21,9 +28,15 @@ import { z } from "zod";
 import { ParseError } from "../lib/errors.ts";
 import { fromBase64, fromHex } from "../lib/bytes.ts";
 import { MAX_NONCE_BYTES, MAX_USER_DATA_BYTES } from "./qualifying_data.ts";
+import { snpEvidenceSchema } from "./snp/evidence.ts";
+import { TdxEvidenceSchema } from "./tdx/evidence.ts";
 
-/** Largest document accepted as JSON text (bytes), checked before JSON.parse. */
-export const MAX_DOCUMENT_BYTES = 64 * 1024;
+/**
+ * Largest document accepted as JSON text (bytes), checked before JSON.parse. A TPM document is
+ * a few KiB; a TDX document with Intel collateral (quote with PCK chain, TCB info, QE identity,
+ * issuer chains, CRLs) is typically 20–40 KiB, so this leaves room for larger TCB infos.
+ */
+export const MAX_DOCUMENT_BYTES = 256 * 1024;
 /** Largest TPM2B_PUBLIC accepted. */
 export const MAX_AK_PUBLIC_BYTES = 2048;
 /** Largest TPMS_ATTEST accepted. */
@@ -94,12 +107,48 @@ export const tpmDocumentSchema = z.strictObject({
 /** A `variant: "tpm"` document. */
 export type TpmDocument = z.infer<typeof tpmDocumentSchema>;
 
-/** Any registered document; TEE variants extend this union when they land. */
+/** Schema of a `variant: "sev-snp"` document: the TPM section plus SEV-SNP evidence. */
+export const snpDocumentSchema = z.strictObject({
+  ...documentCommonShape,
+  variant: z.literal("sev-snp"),
+  tpm: tpmEvidenceSchema,
+  tee: snpEvidenceSchema,
+});
+/** A `variant: "sev-snp"` document. */
+export type SnpDocument = z.infer<typeof snpDocumentSchema>;
+
+/** Schema of a `variant: "tdx"` document: the TPM section plus TDX evidence. */
+export const tdxDocumentSchema = z.strictObject({
+  ...documentCommonShape,
+  variant: z.literal("tdx"),
+  tpm: tpmEvidenceSchema,
+  tee: TdxEvidenceSchema,
+});
+/** A `variant: "tdx"` document. */
+export type TdxDocument = z.infer<typeof tdxDocumentSchema>;
+
+/** The variants this area defines. */
+export const BUILTIN_VARIANTS = ["tpm", "sev-snp", "tdx"] as const;
+/** A variant this area defines. */
+export type BuiltinVariant = typeof BUILTIN_VARIANTS[number];
+/** The TEE variants (a `tpm` section plus a `tee` section). */
+export type TeeVariant = Exclude<BuiltinVariant, "tpm">;
+
+/** A document with a `tee` section. */
+export type TeeDocument = SnpDocument | TdxDocument;
+
+/** Any registered document. */
 export type AttestationDocument =
   | TpmDocument
+  | SnpDocument
+  | TdxDocument
   | ({ version: 1; variant: string } & Record<string, unknown>);
 
-const variants = new Map<string, z.ZodType>([["tpm", tpmDocumentSchema]]);
+const variants = new Map<string, z.ZodType>([
+  ["tpm", tpmDocumentSchema],
+  ["sev-snp", snpDocumentSchema],
+  ["tdx", tdxDocumentSchema],
+]);
 
 /**
  * Register the schema of another variant (e.g. "sev-snp", "tdx"). The schema should be a
@@ -185,8 +234,8 @@ export interface DecodedTpmEvidence {
   ekCertificate?: Uint8Array;
 }
 
-/** Decode the base64/hex fields of a validated TPM document. */
-export function decodeTpmDocument(doc: TpmDocument): DecodedTpmEvidence {
+/** Decode the base64/hex fields (nonce, userData and the `tpm` section) of a validated document. */
+export function decodeTpmDocument(doc: TpmDocument | TeeDocument): DecodedTpmEvidence {
   const pcrs = new Map<PcrBankName, Map<number, Uint8Array>>();
   for (const bank of Object.keys(PCR_BANKS) as PcrBankName[]) {
     const values = doc.tpm.pcrs[bank];

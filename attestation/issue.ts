@@ -8,12 +8,18 @@
  * digest is therefore recomputed from the values read; on a mismatch the read+quote is done
  * once more, and a second mismatch is a ConfidantError `attestation.pcr_race`.
  *
+ * With `tee` (`"auto"`, `"sev-snp"`, `"tdx"`) the document becomes a `sev-snp`/`tdx` document:
+ * after the quote, a TEE report is requested through configfs-tsm over
+ * `teeReportData({ nonce, userData, akPublic })` with the same AK bytes the document carries
+ * (attestation/tee_issue.ts). `"auto"` adds the section only on an SEV-SNP or TDX guest.
+ *
  * @module
  */
 import { ConfidantError } from "../lib/errors.ts";
-import { bytesEqual, toBase64, toHex } from "../lib/bytes.ts";
+import { bytesEqual, fromBase64, toBase64, toHex } from "../lib/bytes.ts";
 import { parseCertificate } from "./ek_certificate.ts";
-import type { TpmDocument } from "./document.ts";
+import type { SnpDocument, TdxDocument, TpmDocument } from "./document.ts";
+import { issueTeeSection, resolveTee, type TeeChoice, type TeeIssueOptions } from "./tee_issue.ts";
 import { qualifyingData } from "./qualifying_data.ts";
 import {
   type KeyKind,
@@ -50,7 +56,14 @@ export interface IssueOptions {
   ekAlg?: KeyKind;
   /** Endorsement hierarchy password, if one is set. */
   endorsementPassword?: Uint8Array;
+  /** TEE evidence to add (default "none": a `tpm` document). */
+  tee?: TeeChoice;
+  /** How to reach configfs-tsm and what chain/collateral to add (TEE documents only). */
+  teeOptions?: TeeIssueOptions;
 }
+
+/** Any document {@link issueDocument} produces. */
+export type IssuedDocument = TpmDocument | SnpDocument | TdxDocument;
 
 /** Read the EK certificate from NV; absent index → undefined. DER padding is trimmed. */
 async function readEkCertificate(tpm: Tpm, index: number): Promise<Uint8Array | undefined> {
@@ -81,8 +94,32 @@ function validatePcrs(pcrs: readonly number[]): number[] {
   return list;
 }
 
-/** Produce a `variant: "tpm"` attestation document with the TPM behind `tpm`. */
-export async function issueDocument(tpm: Tpm, opts: IssueOptions): Promise<TpmDocument> {
+/**
+ * Produce an attestation document with the TPM behind `tpm`: `variant: "tpm"`, or with
+ * `opts.tee` a `sev-snp`/`tdx` document (for `"auto"`: when the guest has such a TEE).
+ */
+export async function issueDocument(
+  tpm: Tpm,
+  opts: IssueOptions & { tee?: "none" },
+): Promise<TpmDocument>;
+export async function issueDocument(tpm: Tpm, opts: IssueOptions): Promise<IssuedDocument>;
+export async function issueDocument(tpm: Tpm, opts: IssueOptions): Promise<IssuedDocument> {
+  // Detect first: a guest whose TEE cannot be reached fails before any TPM work.
+  const tee = await resolveTee(opts.tee ?? "none", opts.teeOptions);
+  const doc = await issueTpmDocument(tpm, opts);
+  if (!tee) return doc;
+  const binding = {
+    nonce: opts.nonce,
+    userData: opts.userData ?? new Uint8Array(0),
+    akPublic: fromBase64(doc.tpm.akPublic, "akPublic"),
+  };
+  if (tee === "sev-snp") {
+    return { ...doc, variant: tee, tee: await issueTeeSection(tee, binding, opts.teeOptions) };
+  }
+  return { ...doc, variant: tee, tee: await issueTeeSection(tee, binding, opts.teeOptions) };
+}
+
+async function issueTpmDocument(tpm: Tpm, opts: IssueOptions): Promise<TpmDocument> {
   const userData = opts.userData ?? new Uint8Array(0);
   const qual = qualifyingData(opts.nonce, userData);
   const pcrs = validatePcrs(opts.pcrs ?? DEFAULT_PCRS);

@@ -12,10 +12,20 @@
  * policy admits no document. `pcrs` refers to the SHA-256 bank. The KMS extends
  * {@link policyBaseSchema} with its own sections (`policyBaseSchema.extend({...})`).
  *
+ * `variants` lists the document variants the policy accepts (default `["tpm"]`). Accepting
+ * `"sev-snp"` needs an `snp` section (attestation/snp/policy.ts `snpPolicySchema`; `{}` takes
+ * its defaults) and accepting `"tdx"` a `tdx` section (attestation/tdx/policy.ts
+ * `TdxPolicySchema`); a TEE document must then pass both its TPM half and its TEE half. A
+ * section without its variant, or a variant without its section, is refused by
+ * {@link parsePolicy} so that a forgotten line cannot silently drop a check.
+ *
  * @module
  */
 import { z } from "zod";
 import { ParseError } from "../lib/errors.ts";
+import { BUILTIN_VARIANTS } from "./document.ts";
+import { snpPolicySchema } from "./snp/policy.ts";
+import { TdxPolicySchema } from "./tdx/policy.ts";
 
 /** Largest policy file accepted (bytes). */
 export const MAX_POLICY_BYTES = 1024 * 1024;
@@ -58,6 +68,13 @@ export const policyBaseSchema = z.strictObject({
   )
     .default({}),
   ak: akPolicySchema.optional(),
+  /** Accepted document variants. */
+  variants: z.array(z.enum(BUILTIN_VARIANTS)).min(1, "needs at least one variant").max(3)
+    .default(["tpm"]),
+  /** SEV-SNP appraisal of the `tee` half of `sev-snp` documents. */
+  snp: snpPolicySchema.optional(),
+  /** TDX appraisal of the `tee` half of `tdx` documents. */
+  tdx: TdxPolicySchema.optional(),
 });
 
 /** A validated policy. */
@@ -92,6 +109,39 @@ function describe(error: z.ZodError): string {
   return lines.slice(0, 8).join("; ");
 }
 
+/**
+ * Cross-field rules of a validated policy: each accepted TEE variant has its section, each
+ * section has its variant, and a TDX section pins no fixed REPORTDATA (documents bind it per
+ * request). Returns one message per broken rule.
+ */
+export function policyConsistency(p: {
+  variants?: readonly string[];
+  snp?: unknown;
+  tdx?: { reportData?: string };
+}): string[] {
+  const out: string[] = [];
+  const v = p.variants ?? ["tpm"];
+  const pairs = [["sev-snp", "snp", p.snp], ["tdx", "tdx", p.tdx]] as const;
+  for (const [variant, section, value] of pairs) {
+    if (v.includes(variant) && value === undefined) {
+      out.push(
+        `${section}: variants accepts "${variant}" but there is no ${section} section ` +
+          `(write ${section}: {} to take its defaults)`,
+      );
+    }
+    if (!v.includes(variant) && value !== undefined) {
+      out.push(`variants: the ${section} section is set but "${variant}" is not accepted`);
+    }
+  }
+  if (p.tdx?.reportData !== undefined) {
+    out.push(
+      "tdx.reportData: documents bind REPORTDATA to each request's nonce and AK, " +
+        "so a fixed value never matches",
+    );
+  }
+  return out;
+}
+
 /** Validate a parsed JSON value as a policy (or with another schema that extends the base). */
 export function parsePolicy<S extends z.ZodType = typeof policyBaseSchema>(
   value: unknown,
@@ -99,7 +149,12 @@ export function parsePolicy<S extends z.ZodType = typeof policyBaseSchema>(
 ): z.infer<S> {
   const r = (schema ?? policyBaseSchema).safeParse(value);
   if (!r.success) throw new ParseError("policy", `invalid policy: ${describe(r.error)}`);
-  return r.data as z.infer<S>;
+  const data = r.data as z.infer<S>;
+  if (typeof data === "object" && data !== null) {
+    const broken = policyConsistency(data as Parameters<typeof policyConsistency>[0]);
+    if (broken.length) throw new ParseError("policy", `invalid policy: ${broken.join("; ")}`);
+  }
+  return data;
 }
 
 /** Parse policy JSON text (size-checked first). */

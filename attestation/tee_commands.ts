@@ -44,7 +44,7 @@ collateral (see attestation/tdx/cli.ts).`,
       name: "report-data",
       type: "string",
       value: "HEX",
-      help: "expected REPORT_DATA, 64 bytes of hex (sev-snp)",
+      help: "expected REPORT_DATA, 64 bytes of hex",
     },
   ],
   examples: [
@@ -86,6 +86,7 @@ collateral (see attestation/tdx/cli.ts).`,
       collateral: input.collateral,
       at: input.at,
       policy: input.policy,
+      reportData: input["report-data"],
     }, ctx);
   },
 });

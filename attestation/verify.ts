@@ -7,7 +7,7 @@
  * | check                  | what it means |
  * |------------------------|---------------|
  * | `document.schema`      | the document is not a valid version-1 document |
- * | `document.variant`     | no verifier for the document's variant |
+ * | `document.variant`     | the policy does not accept the document's variant (or no verifier) |
  * | `document.nonce`       | the document's nonce is not the one the verifier issued |
  * | `document.user_data`   | the document's userData is not the expected one |
  * | `ak.public`            | the AK public area cannot be parsed or used |
@@ -24,6 +24,13 @@
  * | `quote.pcr_selection`  | the quoted PCR selection differs from the PCRs in the document |
  * | `quote.pcr_digest`     | the quoted digest does not match the document's PCR values |
  * | `pcr.<index>`          | a SHA-256 PCR differs from the policy (warning when warnOnly) |
+ * | `tee.binding`          | sev-snp/tdx: REPORT_DATA ≠ teeReportData({nonce, userData, AK}) |
+ * | `tee.<vendor check>`   | sev-snp/tdx: a check of the vendor verifier, e.g. `tee.report.signature` |
+ * | `tee.evidence`         | sev-snp: the `tee` section cannot be parsed as a report |
+ * | `tee.policy`           | sev-snp/tdx: the policy has no `snp`/`tdx` section |
+ *
+ * A `sev-snp` or `tdx` document must pass both halves: the TPM checks above (names unchanged)
+ * and the TEE checks of attestation/tee_verify.ts, whose names all start with `tee.`.
  *
  * AK trust has two modes. **Pinned** (`ak.pinned`): the AK was enrolled beforehand; a stored
  * document can be checked offline. **EK CA** (`ak.ekCaCertificates`): the AK is trusted only
@@ -36,7 +43,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { bytesEqual, toHex } from "../lib/bytes.ts";
+import { bytesEqual, fromBase64, toHex } from "../lib/bytes.ts";
 import { ConfidantError } from "../lib/errors.ts";
 import {
   type AttestationDocument,
@@ -46,11 +53,13 @@ import {
   parseDocumentJson,
   PCR_BANKS,
   type PcrBankName,
+  type TeeDocument,
   type TpmDocument,
 } from "./document.ts";
 import { verifyEkCertificate } from "./ek_certificate.ts";
 import type { Policy } from "./policy.ts";
 import { qualifyingData } from "./qualifying_data.ts";
+import { type TeeSummary, type TeeTrustOverrides, verifyTeeHalf } from "./tee_verify.ts";
 import {
   computeName,
   TPM_ALG,
@@ -93,6 +102,8 @@ export interface VerifyOptions {
   now?: Date;
   /** Proof of AK activation (EK-CA policies only). */
   akTrust?: ActivatedAk;
+  /** TEE trust anchors other than AMD's and Intel's (tests only). */
+  teeTrust?: TeeTrustOverrides;
 }
 
 /** Outcome of {@link verifyDocument}. */
@@ -107,6 +118,10 @@ export interface VerifyResult {
   ak?: { name: string; digest: string };
   /** SHA-256 PCR values carried by the document (index → hex). */
   pcrs: Record<string, string>;
+  /** The document's variant, when it parsed. */
+  variant?: string;
+  /** sev-snp/tdx: what the TEE report says, when it parsed. */
+  tee?: TeeSummary;
 }
 
 /** A verifier of one document variant. */
@@ -146,7 +161,9 @@ function messageOf(e: unknown): string {
 
 /**
  * Verify a document (a parsed JSON value or JSON text) against `policy`. Never throws for a
- * bad document: every problem is a failure in the result.
+ * bad document: every problem is a failure in the result. The policy must accept the
+ * document's variant (`policy.variants`, default `["tpm"]`); otherwise `document.variant`
+ * fails and the remaining checks are still run and reported.
  */
 export async function verifyDocument(
   doc: unknown,
@@ -174,14 +191,28 @@ export async function verifyDocument(
       }],
       warnings: [],
       pcrs: {},
+      variant: parsed.variant,
     };
   }
-  return await v(parsed, policy, opts);
+  const r = await v(parsed, policy, opts);
+  const accepted: readonly string[] = policy.variants ?? ["tpm"];
+  if (!accepted.includes(parsed.variant)) {
+    r.failures.unshift({
+      check: "document.variant",
+      message: `the policy accepts ${accepted.join(", ")}, not "${parsed.variant}"`,
+    });
+    r.ok = false;
+  }
+  r.variant = parsed.variant;
+  return r;
 }
 
-/** The verifier of `variant: "tpm"` documents. */
+/**
+ * The verifier of `variant: "tpm"` documents, and of the TPM half of `sev-snp`/`tdx`
+ * documents (their `tee` section is ignored here).
+ */
 export async function verifyTpmDocument(
-  doc: TpmDocument,
+  doc: TpmDocument | TeeDocument,
   policy: Policy,
   opts: VerifyOptions,
 ): Promise<VerifyResult> {
@@ -422,9 +453,51 @@ function checkPcrs(
   }
 }
 
+/**
+ * The verifier of `variant: "sev-snp"` and `variant: "tdx"` documents: both the TPM half
+ * ({@link verifyTpmDocument}) and the TEE half (attestation/tee_verify.ts), whose REPORT_DATA
+ * must bind the verifier's nonce and userData to the document's AK. Every failure of either
+ * half is reported.
+ */
+export async function verifyTeeDocument(
+  doc: TeeDocument,
+  policy: Policy,
+  opts: VerifyOptions,
+): Promise<VerifyResult> {
+  const r = await verifyTpmDocument(doc, policy, opts);
+  let akPublic: Uint8Array;
+  try {
+    akPublic = fromBase64(doc.tpm.akPublic, "akPublic");
+  } catch (e) {
+    r.failures.push({ check: "tee.binding", message: `no AK to bind: ${messageOf(e)}` });
+    r.ok = false;
+    return r;
+  }
+  const tee = await verifyTeeHalf(doc, policy, {
+    nonce: opts.nonce,
+    userData: opts.userData,
+    akPublic,
+    now: opts.now ?? new Date(),
+    trust: opts.teeTrust,
+  });
+  r.failures.push(...tee.failures);
+  r.warnings.push(...tee.warnings);
+  if (tee.summary) r.tee = tee.summary;
+  r.ok = r.failures.length === 0;
+  return r;
+}
+
 registerVariantVerifier(
   "tpm",
   (doc, policy, opts) => verifyTpmDocument(doc as TpmDocument, policy, opts),
+);
+registerVariantVerifier(
+  "sev-snp",
+  (doc, policy, opts) => verifyTeeDocument(doc as TeeDocument, policy, opts),
+);
+registerVariantVerifier(
+  "tdx",
+  (doc, policy, opts) => verifyTeeDocument(doc as TeeDocument, policy, opts),
 );
 
 /** Bank names a document may carry (re-exported for callers building documents). */
