@@ -108,11 +108,13 @@ function toV1(s: SecretObject): k8s.V1Secret {
 
 function wrap(what: string, e: unknown): ConfidantError {
   const code = statusOf(e);
-  return new ConfidantError(
-    "kms.kube_api",
-    `Kubernetes API ${what} failed${code ? ` (HTTP ${code})` : ""}`,
-    { cause: e },
-  );
+  // Without an HTTP status (connection, TLS, configuration) the cause is what tells why.
+  const why = code
+    ? ` (HTTP ${code})`
+    : e instanceof Error
+    ? `: ${e.message.split("\n")[0].slice(0, 200)}`
+    : "";
+  return new ConfidantError("kms.kube_api", `Kubernetes API ${what} failed${why}`, { cause: e });
 }
 
 /** {@link SecretsApi} over @kubernetes/client-node. */

@@ -22,11 +22,16 @@ const status = (code: number, reason: string) =>
     status: code,
   });
 
-/** Start a stand-in on a free port. */
-export function startKubeStandin(): KubeStandin {
+/**
+ * Start a stand-in on a free port: plain HTTP, or HTTPS with `tls` (a certificate for
+ * 127.0.0.1, which a kubeconfig can name as its `certificate-authority-data`).
+ */
+export function startKubeStandin(tls?: { certPem: string; keyPem: string }): KubeStandin {
   const secrets = new Map<string, Stored>();
   let rv = 100;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+  const listen = { hostname: "127.0.0.1", port: 0, onListen() {} };
+  const options = tls ? { ...listen, cert: tls.certPem, key: tls.keyPem } : listen;
+  const server = Deno.serve(options, async (req) => {
     const u = new URL(req.url);
     const m = /^\/api\/v1\/namespaces\/([a-z0-9-]+)\/secrets(?:\/([a-z0-9.-]+))?$/.exec(u.pathname);
     if (!m) return status(404, "NotFound");
@@ -75,7 +80,7 @@ export function startKubeStandin(): KubeStandin {
     }
     return status(405, "MethodNotAllowed");
   });
-  const url = `http://127.0.0.1:${server.addr.port}`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${server.addr.port}`;
   return {
     url,
     secrets,
