@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import {
+  BUILTIN_VARIANTS,
   decodeTpmDocument,
   documentCommonShape,
   documentVariants,
@@ -8,9 +9,17 @@ import {
   parseDocument,
   parseDocumentJson,
   registerDocumentVariant,
+  type SnpDocument,
   type TpmDocument,
 } from "../../attestation/document.ts";
 import { ParseError } from "../../lib/errors.ts";
+import {
+  fakeSnpDocument,
+  fakeTdxDocument,
+  makeFakePki,
+  makeFakeSnpPlatform,
+  makeSoftAk,
+} from "./_tee_fixtures.ts";
 
 // deno-lint-ignore no-explicit-any
 type Loose = Record<string, any>;
@@ -66,4 +75,44 @@ Deno.test("registerDocumentVariant() lets another variant add its own section", 
   const d = parseDocument({ version: 1, variant: "test-tee", nonce: "", userData: "", tee: "x" });
   assert.equal(d.variant, "test-tee");
   assert.throws(() => registerDocumentVariant("tpm", z.any()));
+});
+
+Deno.test("parseDocument() accepts sev-snp and tdx documents: the tpm section plus a tee section", async (t) => {
+  const ak = await makeSoftAk();
+  const nonce = new Uint8Array(16).fill(1);
+  const userData = new Uint8Array(0);
+  const snp = await fakeSnpDocument(await makeFakeSnpPlatform(), ak, nonce, userData);
+  const tdx = await fakeTdxDocument(await makeFakePki(), ak, nonce, userData);
+  assert.deepEqual(BUILTIN_VARIANTS, ["tpm", "sev-snp", "tdx"]);
+  for (const v of BUILTIN_VARIANTS) assert.ok(documentVariants().includes(v));
+  await t.step("both parse, as objects and as JSON within the size limit", () => {
+    for (const d of [snp, tdx]) {
+      const text = JSON.stringify(d);
+      assert.ok(text.length < MAX_DOCUMENT_BYTES);
+      assert.equal(parseDocumentJson(text).variant, d.variant);
+      // The TPM half decodes as in a tpm document.
+      assert.equal(decodeTpmDocument(parseDocument(d) as SnpDocument).nonce.length, 16);
+    }
+  });
+  const cases: [string, Loose, (d: Loose) => void, RegExp][] = [
+    ["sev-snp without tee", snp, (d) => delete d.tee, /tee/],
+    ["sev-snp without tpm", snp, (d) => delete d.tpm, /tpm/],
+    ["unknown key in the SNP section", snp, (d) => d.tee.extra = "x", /tee: unknown key extra/],
+    ["unknown certificate role", snp, (d) => d.tee.certificates.pek = "AAAA", /certificates/],
+    ["short SNP report", snp, (d) => d.tee.report = "AAAA", /tee\.report/],
+    ["a TDX section in a sev-snp document", snp, (d) => d.tee = tdx.tee, /tee/],
+    ["tdx without tee", tdx, (d) => delete d.tee, /tee/],
+    ["unknown key in the TDX section", tdx, (d) => d.tee.pck = "x", /tee: unknown key pck/],
+    ["collateral with a non-PEM chain", tdx, (d) => {
+      d.tee.collateral.tcbInfoIssuerChain = "x";
+    }, /tcbInfoIssuerChain/],
+    ["a tee section in a tpm document", { ...snp, variant: "tpm" }, () => {}, /unknown key tee/],
+  ];
+  for (const [name, base, edit, re] of cases) {
+    await t.step(name, () => {
+      const d = structuredClone(base) as Loose;
+      edit(d);
+      assert.throws(() => parseDocument(d), (e) => e instanceof ParseError && re.test(e.message));
+    });
+  }
 });
