@@ -5,9 +5,16 @@
  * NULL name (it verifies the key without device-mapper), which is the KDF cost every
  * boot pays. Run: `./dev deno run -A cryptsetup/bench_unlock.ts [ROUNDS]`.
  *
+ * {@link measureFirstBoot} times the whole first boot (format, activate, integrity
+ * wipe, mkfs.ext4, keying) on a real blank block device; it needs device-mapper, so
+ * it runs in a guest (tests/cryptsetup/_guest_lifecycle.ts has a `bench` step).
+ *
  * @module
  */
+import { Logger } from "../lib/log.ts";
 import { withCryptDevice } from "./crypt_device.ts";
+import { KMS_KEY_BYTES } from "./lifecycle.ts";
+import { openStateDisk } from "./state_disk.ts";
 
 async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
   const t = performance.now();
@@ -55,6 +62,45 @@ export async function benchKdf(
     return { formatMs, openMs: median(opens) };
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** What {@link measureFirstBoot} measured. */
+export interface FirstBootTiming {
+  integrity: boolean;
+  /** Size of the device in bytes. */
+  bytes: number;
+  /** Wall time of unlockOrFormat (format to keyed, mapped device left closed). */
+  ms: number;
+  /** `ms` scaled to one GiB of device (the integrity wipe grows with size; the rest barely). */
+  msPerGiB: number;
+}
+
+/**
+ * Time the first boot of the blank block device at `path` (device-mapper required):
+ * `unlockOrFormat` with a random key, then deactivate. Formats the device.
+ */
+export async function measureFirstBoot(
+  path: string,
+  integrity: boolean,
+  log: Logger = new Logger("bench"),
+): Promise<FirstBootTiming> {
+  const disk = await openStateDisk(path, { mapper: true });
+  try {
+    const bytes = await disk.backend.device.size();
+    const key = crypto.getRandomValues(new Uint8Array(KMS_KEY_BYTES));
+    const [ms, r] = await time(() =>
+      disk.unlockOrFormat({
+        cluster: "bench",
+        integrity,
+        getKey: () => Promise.resolve(key),
+        log,
+      })
+    );
+    if (r.action !== "formatted") throw new Error(`expected a first boot, got ${r.action}`);
+    return { integrity, bytes, ms, msPerGiB: ms * (1 << 30) / bytes };
+  } finally {
+    await disk.close();
   }
 }
 

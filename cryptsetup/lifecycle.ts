@@ -13,6 +13,12 @@
  * - the token is written before the first keyslot, so a header of ours without a
  *   token also has no keyslot: nobody can open it, and with its data area still blank
  *   (nothing was ever activated and written) it is an interrupted format too;
+ * - with integrity, libcryptsetup writes the dm-integrity superblock and journal at
+ *   the start of the data area before the header, so "data area blank" is judged
+ *   from the end of that journal (the superblock says where it ends) and the header
+ *   must pass the whitelist with integrity and no keyslot: superblock plus journal
+ *   followed by a blank area is exactly what an interrupted format leaves, and a used
+ *   integrity device would show tags and data right after its journal;
  * - after `keyed`, the only keyslot holds the KMS key, the only long-term secret.
  *
  * Everything else (not blank and not LUKS, LUKS1, another cluster, a token we do not
@@ -26,6 +32,13 @@ import { Logger } from "../lib/log.ts";
 import type { BlankReport } from "./blank.ts";
 import { checkBlank } from "./blank.ts";
 import type { BlockDevice } from "./block_device.ts";
+import {
+  hasIntegrityMagic,
+  integrityMetadataEnd,
+  type IntegritySuperblock,
+  parseIntegritySuperblock,
+  SUPERBLOCK_BYTES,
+} from "./integrity_superblock.ts";
 import { HEADER_PROBE_BYTES, type Luks2Header, probeLuks } from "./luks_header.ts";
 import { type ConfidantToken, decodeToken, encodeToken, TOKEN_TYPE } from "./token.ts";
 import {
@@ -72,6 +85,18 @@ export interface DiskObservation {
   tokenError?: string;
   /** Whitelist verdict with the limits of the token's state. */
   whitelist?: WhitelistReport;
+  /**
+   * A header without token or keyslot whose segment has integrity: the dm-integrity
+   * superblock found at the data offset (or why there is none usable), and the
+   * whitelist verdict for an integrity header with no keyslot.
+   */
+  integrity?: {
+    superblock?: IntegritySuperblock;
+    /** Device offset where the journal ends (`dataAreaBlank` is judged from here). */
+    journalEnd?: number;
+    error?: string;
+    whitelist: WhitelistReport;
+  };
 }
 
 /** The decision. */
@@ -127,8 +152,48 @@ export async function observeDisk(
     } are not confidant's`;
   }
   obs.whitelist = checkWhitelist(header, whitelistFor(obs.token?.state ?? "keyed", cfg.integrity));
-  if (obs.tokenCount === 0 && obs.keyslotCount === 0) obs.dataAreaBlank = await dataArea();
+  if (obs.tokenCount === 0 && obs.keyslotCount === 0) {
+    const seg = m.segments["0"];
+    if (seg && typeof seg.integrity === "object" && seg.integrity !== null) {
+      obs.integrity = await observeIntegrity(dev, header, size);
+      if (obs.integrity.journalEnd !== undefined) {
+        obs.dataAreaBlank = await checkBlank(dev, obs.integrity.journalEnd);
+        return obs;
+      }
+    }
+    obs.dataAreaBlank = await dataArea();
+  }
   return obs;
+}
+
+/** The dm-integrity superblock at {@link DATA_OFFSET} of a header with no token or keyslot. */
+async function observeIntegrity(
+  dev: BlockDevice,
+  header: Luks2Header,
+  size: number,
+): Promise<NonNullable<DiskObservation["integrity"]>> {
+  const whitelist = checkWhitelist(header, { integrity: true, minKeyslots: 0, maxKeyslots: 0 });
+  if (size < DATA_OFFSET + SUPERBLOCK_BYTES) return { whitelist, error: "disk too small" };
+  const raw = await dev.read(DATA_OFFSET, SUPERBLOCK_BYTES);
+  if (!hasIntegrityMagic(raw)) return { whitelist, error: "no dm-integrity superblock" };
+  try {
+    const superblock = parseIntegritySuperblock(raw);
+    const journalEnd = DATA_OFFSET + integrityMetadataEnd(superblock);
+    if (journalEnd + 2 * 1024 * 1024 > size) {
+      return { whitelist, superblock, error: "the journal leaves no data area" };
+    }
+    return { whitelist, superblock, journalEnd };
+  } catch (e) {
+    return { whitelist, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** Whether `i` is what an interrupted confidant format with integrity leaves. */
+function interruptedIntegrityFormat(i: DiskObservation["integrity"]): boolean {
+  const sb = i?.superblock;
+  return !!sb && i.journalEnd !== undefined && i.whitelist.ok &&
+    // hmac(sha256) tags, 4096-byte blocks, no journal MAC (journal_integrity none)
+    sb.tagSize === 32 && sb.log2SectorsPerBlock === 3 && (sb.flags & 1) === 0;
 }
 
 function whitelistMessage(w: WhitelistReport): string {
@@ -163,7 +228,14 @@ export function decide(obs: DiskObservation, cfg: LifecycleConfig): Decision {
       break;
   }
   if (obs.tokenCount === 0) {
-    if (obs.keyslotCount === 0 && obs.dataAreaBlank?.blank) {
+    if (obs.keyslotCount === 0 && obs.integrity?.superblock && obs.dataAreaBlank?.blank) {
+      if (interruptedIntegrityFormat(obs.integrity)) {
+        return {
+          action: "format",
+          reason: "interrupted format: header and dm-integrity journal without token or keyslot",
+        };
+      }
+    } else if (obs.keyslotCount === 0 && obs.dataAreaBlank?.blank) {
       return { action: "format", reason: "interrupted format: header without token or keyslot" };
     }
     return refuse(
