@@ -16,6 +16,16 @@ import { ConfidantError } from "../../lib/errors.ts";
 import { fromBase64, toHex } from "../../lib/bytes.ts";
 import { startTestTpm } from "./tpm/credential/_tpm2.ts";
 import * as x509 from "../../lib/x509.ts";
+import { teeReportData } from "../../attestation/tee_binding.ts";
+import {
+  fakeTdxCollateral,
+  fakeTrust,
+  makeFakePki,
+  makeFakeSnpPlatform,
+  SNP_NOW,
+  TDX_NOW,
+} from "./_tee_fixtures.ts";
+import { fakeTsm, withTsmRoot } from "./_fake_tsm.ts";
 
 /** A client that extends PCR 7 right after each of its first `n` PCR reads. */
 class RacingTpm extends Tpm {
@@ -139,6 +149,91 @@ Deno.test("EK-CA flow: certificate, MakeCredential, activation, then verifyDocum
       akTrust: { activated: true, ekPublic, akName },
     });
     assert.deepEqual(rootOnly.failures.map((f) => f.check), ["ek.certificate"]);
+  } finally {
+    await tpm.close();
+    await sw.stop();
+  }
+});
+
+Deno.test("issueDocument() with tee adds a TEE report bound to the document's own AK", async (t) => {
+  const sw = await startTestTpm();
+  const tpm = Tpm.open(sw.spec);
+  const snp = await makeFakeSnpPlatform();
+  const pki = await makeFakePki();
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const userData = new TextEncoder().encode("node key");
+  try {
+    await t.step("auto on an SEV-SNP guest: a sev-snp document that verifies", async () => {
+      await withTsmRoot(async (root) => {
+        const k = fakeTsm({ kind: "sev_guest", platform: snp });
+        const doc = await issueDocument(tpm, {
+          nonce,
+          userData,
+          pcrs: [0, 7],
+          tee: "auto",
+          teeOptions: { tsmRoot: root, tsmFs: k.fs },
+        });
+        assert.equal(doc.variant, "sev-snp");
+        const akPublic = fromBase64(doc.tpm.akPublic);
+        assert.deepEqual(k.inblobs.at(-1), await teeReportData({ nonce, userData, akPublic }));
+        const policy = parsePolicy({
+          ak: { pinned: [akPin(akPublic)] },
+          variants: ["sev-snp"],
+          snp: {},
+        });
+        const r = await verifyDocument(doc, policy, {
+          nonce,
+          userData,
+          now: SNP_NOW,
+          teeTrust: fakeTrust(snp),
+        });
+        assert.deepEqual(r.failures, []);
+      });
+    });
+    await t.step("tdx on a TDX guest: a tdx document that verifies", async () => {
+      await withTsmRoot(async (root) => {
+        const k = fakeTsm({ kind: "tdx_guest", pki });
+        const doc = await issueDocument(tpm, {
+          nonce,
+          userData,
+          pcrs: [0, 7],
+          tee: "tdx",
+          teeOptions: { tsmRoot: root, tsmFs: k.fs, tdxCollateral: await fakeTdxCollateral(pki) },
+        });
+        assert.equal(doc.variant, "tdx");
+        const policy = parsePolicy({
+          ak: { pinned: [akPin(fromBase64(doc.tpm.akPublic))] },
+          variants: ["tdx"],
+          tdx: {},
+        });
+        const r = await verifyDocument(doc, policy, {
+          nonce,
+          userData,
+          now: TDX_NOW,
+          teeTrust: fakeTrust(undefined, pki),
+        });
+        assert.deepEqual(r.failures, []);
+      });
+    });
+    await t.step("auto without configfs-tsm: a tpm document", async () => {
+      const doc = await issueDocument(tpm, {
+        nonce,
+        pcrs: [0],
+        tee: "auto",
+        teeOptions: { tsmRoot: "/nonexistent/tsm/report" },
+      });
+      assert.equal(doc.variant, "tpm");
+      assert.equal("tee" in doc, false);
+    });
+    await t.step("an unusable configfs-tsm is an error, not a silent tpm document", async () => {
+      await withTsmRoot(async (root) => {
+        const k = fakeTsm({ kind: "sev_guest", platform: snp }, true);
+        await assert.rejects(
+          issueDocument(tpm, { nonce, tee: "auto", teeOptions: { tsmRoot: root, tsmFs: k.fs } }),
+          (e) => e instanceof ConfidantError && e.code === "attestation.tee_unavailable",
+        );
+      });
+    });
   } finally {
     await tpm.close();
     await sw.stop();
