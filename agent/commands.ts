@@ -17,6 +17,7 @@ import { normaliseFingerprint } from "../kms/client.ts";
 import { openStateDisk } from "../cryptsetup/state_disk.ts";
 import { readAgentConfig, runAgentService } from "./service.ts";
 import { buildJoinConfiguration, redactJoinConfiguration } from "./join_config.ts";
+import { joiningConfig } from "./config.ts";
 import type { AgentState } from "./state.ts";
 
 const DEFAULT_CONFIG = "/etc/confidant/agent.yaml";
@@ -291,7 +292,7 @@ token's secret half and the certificate key are redacted.`,
     }
     const nodeName = config.nodeName.source === "config" ? config.nodeName.name! : Deno.hostname();
     const cfg = redactJoinConfiguration(buildJoinConfiguration(ticket, {
-      role: config.role,
+      role: joiningConfig(config).role,
       nodeName,
       criSocket: config.kubeadm.criSocket,
       nodeIp: config.kubeadm.nodeIp,

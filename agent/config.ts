@@ -30,11 +30,12 @@ const dnsName = z.string().min(1).max(253).regex(
 /** Schema of the agent configuration (after the command line is merged in). */
 export const AgentConfigSchema = z.strictObject({
   /** Where the KMS is and which TLS key it must present. */
+  /** Absent only with `role: init` (the first node, which has no KMS to ask). */
   kms: z.strictObject({
     url: z.url({ protocol: /^https$/, error: "must be an https:// URL" }),
     /** SHA-256 of the KMS's TLS certificate (DER), hex, as `kms serve` prints it; pinned, no CA. */
     fingerprint: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex digits (SHA-256)"),
-  }),
+  }).optional(),
   tpm: z.strictObject({
     /** `/dev/tpmrm0`, or `swtpm:HOST:PORT` for tests and development. */
     device: z.string().regex(/^(\/dev\/tpm(rm)?\d+|swtpm:[A-Za-z0-9.-]+:\d{1,5})$/, {
@@ -51,7 +52,11 @@ export const AgentConfigSchema = z.strictObject({
     /** dm-integrity (hmac-sha256) on the data segment. */
     integrity: z.boolean().default(false),
   }),
-  role: z.enum(["worker", "control-plane"]),
+  /**
+   * `init`: the first node of a new cluster; it asks no KMS and waits for `confidant init`
+   * (or `confidant recover`) from the operator (agent/bootstrap.ts).
+   */
+  role: z.enum(["worker", "control-plane", "init"]),
   nodeName: z.strictObject({
     /** `hostname`: the kernel's host name; `config`: `name` below. */
     source: z.enum(["hostname", "config"]).default("hostname"),
@@ -115,6 +120,9 @@ export const AgentConfigSchema = z.strictObject({
   })),
   /** Address of the agent's HTTP endpoint. */
   listen: hostPort.default("0.0.0.0:9443"),
+}).refine((c) => c.role === "init" || c.kms !== undefined, {
+  error: "kms is required unless role is init",
+  path: ["kms"],
 });
 
 /** The validated agent configuration. */
@@ -265,4 +273,21 @@ export function loadAgentConfig(
     throw new ConfidantError("agent.config", `invalid agent config: ${describeIssues(r.error)}`);
   }
   return { config: r.data, sources: { fromCmdline } };
+}
+
+/** A configuration of a node that joins through the KMS (role worker or control-plane). */
+export type JoiningAgentConfig = AgentConfig & {
+  role: "worker" | "control-plane";
+  kms: NonNullable<AgentConfig["kms"]>;
+};
+
+/** Narrow to {@link JoiningAgentConfig}; a `role: init` config is a ConfidantError. */
+export function joiningConfig(c: AgentConfig): JoiningAgentConfig {
+  if (c.role === "init" || !c.kms) {
+    throw new ConfidantError(
+      "agent.role_init",
+      "role init: this node waits for `confidant init` from the operator; it does not join",
+    );
+  }
+  return c as JoiningAgentConfig;
 }

@@ -1,6 +1,7 @@
 /**
  * The agent's HTTP endpoint as a pure factory: `GET /healthz`, `GET /readyz`,
- * `GET /v1/state`, `GET /v1/attestation?nonce=<hex>`, `GET /metrics`. Nothing
+ * `GET /v1/state`, `GET /v1/attestation?nonce=<hex>`, `GET /metrics`, and on init nodes the
+ * init exchange (agent/init_http.ts; its payloads are HPKE-sealed). Nothing
  * it returns is secret: the state holds no keys or tokens, attestation
  * documents are public evidence. Bad input is a 400 JSON answer.
  *
@@ -13,6 +14,8 @@ import type { Logger } from "../lib/log.ts";
 import type { Attestor } from "./ports.ts";
 import type { StateStore } from "./state.ts";
 import { renderMetrics } from "./metrics.ts";
+import type { NodeBootstrap } from "./bootstrap.ts";
+import { initRoutes } from "./init_http.ts";
 
 /** Smallest and largest nonce accepted (bytes). */
 export const NONCE_BYTES = { min: 8, max: 64 } as const;
@@ -24,6 +27,8 @@ export interface AgentAppDeps {
   attestor?: Attestor;
   log?: Logger;
   now?: () => number;
+  /** Serves the init exchange (`confidant.role=init` nodes) when present. */
+  bootstrap?: NodeBootstrap;
 }
 
 /** Build the agent's Hono app. */
@@ -82,6 +87,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return c.body(renderMetrics(deps.state.snapshot(), deps.state.isReady(), now()));
   });
+  if (deps.bootstrap) app.route("/", initRoutes(deps.bootstrap, deps.log));
   app.notFound((c) => c.json({ error: "not_found" }, 404));
   app.onError((e, c) => {
     const d = describeError(e);

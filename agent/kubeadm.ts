@@ -107,3 +107,44 @@ export async function runKubeadmReset(
     throw new KubeadmError("reset", r.code, r.lines.slice(-FAILURE_TAIL_LINES));
   }
 }
+
+/** Options of {@link runKubeadmInit}. */
+export interface KubeadmInitOptions {
+  runner: CommandRunner;
+  files: Files;
+  /** tmpfs directory for the config file. */
+  runtimeDir: string;
+  /** The YAML stream (ClusterConfiguration + InitConfiguration). */
+  configYaml: string;
+  /** Strings to scrub from output (certificate key). */
+  secrets: string[];
+  logger: Logger;
+  signal: AbortSignal;
+  kubeadm?: string;
+}
+
+/** Write the config, run `kubeadm init --config FILE --upload-certs`, remove the file. */
+export async function runKubeadmInit(opts: KubeadmInitOptions): Promise<{ lines: string[] }> {
+  await ensureTmpfsDir(opts.files, opts.runtimeDir);
+  const name = `kubeadm-init-${toHex(crypto.getRandomValues(new Uint8Array(6)))}.yaml`;
+  const path = join(opts.runtimeDir, name);
+  await opts.files.writeSecret(path, opts.configYaml);
+  const log = opts.logger.with({ step: "init", program: "kubeadm" });
+  let result;
+  try {
+    result = await opts.runner.run(
+      [opts.kubeadm ?? "kubeadm", "init", "--config", path, "--upload-certs"],
+      {
+        signal: opts.signal,
+        onLine: (line) => log.info("kubeadm output", { line: scrub(line, opts.secrets) }),
+      },
+    );
+  } finally {
+    await opts.files.remove(path);
+  }
+  const lines = result.lines.map((l) => scrub(l, opts.secrets));
+  if (result.code !== 0) {
+    throw new KubeadmError("init", result.code, lines.slice(-FAILURE_TAIL_LINES));
+  }
+  return { lines };
+}

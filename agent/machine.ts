@@ -15,7 +15,12 @@
 import { ConfidantError, describeError } from "../lib/errors.ts";
 import { wipe } from "../lib/bytes.ts";
 import type { Logger } from "../lib/log.ts";
-import type { AgentConfig, ConfigSources } from "./config.ts";
+import {
+  type AgentConfig,
+  type ConfigSources,
+  type JoiningAgentConfig,
+  joiningConfig,
+} from "./config.ts";
 import type {
   Clock,
   CommandRunner,
@@ -261,12 +266,12 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
   const never = () => false;
 
   // 1. config
-  let config!: AgentConfig;
+  let config!: JoiningAgentConfig;
   let nodeName = "";
   if (
     !await runStep("config", async () => {
       const loaded = await deps.loadConfig();
-      config = loaded.config;
+      config = joiningConfig(loaded.config);
       nodeName = config.nodeName.source === "config" ? config.nodeName.name! : deps.hostname();
       if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName)) {
         throw new ConfidantError(

@@ -21,4 +21,7 @@ export * from "./sd_notify.ts";
 export * from "./clock.ts";
 export * from "./adapters.ts";
 export * from "./service.ts";
+export * from "./bootstrap.ts";
+export * from "./init_config.ts";
+export * from "./init_http.ts";
 export { commands } from "./commands.ts";

@@ -10,7 +10,7 @@
 import { hostname } from "node:os";
 import { Logger, setLogSink } from "../lib/log.ts";
 import { describeError } from "../lib/errors.ts";
-import { type AgentConfig, type ConfigSources, loadAgentConfig } from "./config.ts";
+import { type AgentConfig, type ConfigSources, joiningConfig, loadAgentConfig } from "./config.ts";
 import { type BootDeps, runBoot } from "./machine.ts";
 import { StateStore } from "./state.ts";
 import { createAgentApp } from "./http.ts";
@@ -22,6 +22,8 @@ import { checkNodeEncryption } from "./cilium.ts";
 import { kmsClientAdapter, StateDiskAdapter, TpmAccess, tpmAttestor } from "./adapters.ts";
 import type { DiskService, KmsClient } from "./ports.ts";
 import { openStateDisk } from "../cryptsetup/state_disk.ts";
+import { kubeSecretsApi, loadKubeConfig } from "../kms/kube.ts";
+import { NodeBootstrap } from "./bootstrap.ts";
 
 /** Options of {@link runAgentService}. */
 export interface AgentServiceOptions {
@@ -85,7 +87,30 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
   const listen = early?.config.listen ?? "0.0.0.0:9443";
   const idx = listen.lastIndexOf(":");
   const tpm = early ? new TpmAccess(early.config.tpm.device) : undefined;
-  const app = createAgentApp({ state, attestor: tpm ? tpmAttestor(tpm) : undefined, log });
+  // role init: no KMS to ask; serve the init exchange and wait for the operator.
+  const bootstrap = early?.config.role === "init" && tpm
+    ? new NodeBootstrap({
+      config: early.config,
+      nodeName: early.config.nodeName.source === "config"
+        ? early.config.nodeName.name!
+        : hostname(),
+      tpm,
+      disk: (keyFor) => lazyStateDisk(early.config, keyFor),
+      mounter: new HostMounter(runner),
+      runner,
+      files: new HostFiles(),
+      readText: (p) => Deno.readTextFile(p),
+      kube: (p) => Promise.resolve(kubeApiFromFile(p)),
+      secrets: (p) => Promise.resolve(kubeSecretsApi(loadKubeConfig({ kubeconfig: p }))),
+      logger: log,
+    })
+    : undefined;
+  const app = createAgentApp({
+    state,
+    attestor: tpm ? tpmAttestor(tpm) : undefined,
+    log,
+    bootstrap,
+  });
   const server = Deno.serve({
     hostname: listen.slice(0, idx).replace(/^\[|\]$/g, ""),
     port: Number(listen.slice(idx + 1)),
@@ -93,21 +118,27 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
     onListen: (a) => log.info("endpoint listening", { address: `${a.hostname}:${a.port}` }),
   }, app.fetch);
 
+  if (bootstrap) {
+    log.info("role init: waiting for confidant init or recover", {});
+    await notifier.notify({ READY: "1", STATUS: "waiting for confidant init" }).catch(() => {});
+    await server.finished;
+    return bootstrap.cluster !== undefined;
+  }
   let kms: KmsClient | undefined;
   const deps: BootDeps = {
     loadConfig: () => readAgentConfig(opts.configPath, opts.cmdlinePath),
     hostname: () => hostname(),
     kms: (config) =>
       kms = kmsClientAdapter({
-        kmsUrl: config.kms.url,
-        fingerprint: config.kms.fingerprint,
+        kmsUrl: joiningConfig(config).kms.url,
+        fingerprint: joiningConfig(config).kms.fingerprint,
         tpm: tpm ?? new TpmAccess(config.tpm.device),
       }),
     disk: (config) =>
       lazyStateDisk(config, async (uuid) => {
         const nodeName = state.snapshot().node.name!;
         const r = await kms!.requestRelease(
-          { role: config.role, nodeName, diskUuid: uuid },
+          { role: joiningConfig(config).role, nodeName, diskUuid: uuid },
           opts.signal ?? new AbortController().signal,
         );
         return r.diskKey;

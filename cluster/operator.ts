@@ -27,6 +27,7 @@ import { computeName, type TpmtPublic, unmarshalTpm2bPublic } from "../attestati
 import type { MasterSecret } from "../kms/keys.ts";
 import {
   attestResponseSchema,
+  attestUserData,
   beginResponseSchema,
   type ClusterClaim,
   errorResponseSchema,
@@ -42,7 +43,6 @@ import {
   initResultSchema,
   type KubernetesSettings,
   type Purpose,
-  attestUserData,
 } from "./protocol.ts";
 import { CLUSTER_ID_PCR, deriveClusterId, expectedClusterPcr, UNSET_PCR } from "./cluster_id.ts";
 import { generateEphemeralKeyPair, openJson, sealJson } from "./sealing.ts";

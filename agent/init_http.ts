@@ -1,0 +1,69 @@
+/**
+ * The agent's routes of the init exchange (cluster/protocol.ts): `POST /v1/init/begin`,
+ * `/v1/init/attest`, `/v1/init/finish`, over a {@link NodeBootstrap}. Bodies are size-limited
+ * and validated with zod; a bad body is 400, a refusal carries its status and error name.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { z } from "zod";
+import { describeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  attestRequestSchema,
+  beginRequestSchema,
+  finishRequestSchema,
+  INIT_ATTEST_PATH,
+  INIT_BEGIN_PATH,
+  INIT_FINISH_PATH,
+  MAX_INIT_BODY_BYTES,
+} from "../cluster/protocol.ts";
+import { BootstrapError, type NodeBootstrap } from "./bootstrap.ts";
+
+class BadRequest extends Error {}
+
+async function body<S extends z.ZodType>(req: Request, schema: S): Promise<z.infer<S>> {
+  const len = Number(req.headers.get("content-length") ?? "0");
+  if (len > MAX_INIT_BODY_BYTES) throw new BadRequest("the body is too large");
+  const buf = new Uint8Array(await req.arrayBuffer());
+  if (buf.length > MAX_INIT_BODY_BYTES) throw new BadRequest("the body is too large");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(buf));
+  } catch {
+    throw new BadRequest("the body is not JSON");
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new BadRequest(`${i.path.join(".") || "body"}: ${i.message}`);
+  }
+  return r.data;
+}
+
+/** The init routes over `bootstrap` (mount at the app's root). */
+export function initRoutes(bootstrap: NodeBootstrap, log?: Logger): Hono {
+  const app = new Hono();
+  app.post(INIT_BEGIN_PATH, async (c) => {
+    const b = await body(c.req.raw, beginRequestSchema);
+    return c.json(await bootstrap.begin(b.purpose));
+  });
+  app.post(INIT_ATTEST_PATH, async (c) => {
+    return c.json(await bootstrap.attest(await body(c.req.raw, attestRequestSchema)));
+  });
+  app.post(INIT_FINISH_PATH, async (c) => {
+    const b = await body(c.req.raw, finishRequestSchema);
+    return c.json(await bootstrap.finish(b, c.req.raw.signal));
+  });
+  app.onError((e, c) => {
+    if (e instanceof BadRequest) return c.json({ error: "bad_request", message: e.message }, 400);
+    if (e instanceof BootstrapError) {
+      log?.warn("init request refused", { path: c.req.path, error: e.error, message: e.message });
+      return c.json({ error: e.error, message: e.message }, e.status);
+    }
+    const d = describeError(e);
+    log?.error("init request failed", { path: c.req.path, code: d.code, error: d.message });
+    return c.json({ error: "failed", message: `${d.code}: ${d.message}`.slice(0, 1000) }, 500);
+  });
+  return app;
+}
