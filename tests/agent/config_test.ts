@@ -25,7 +25,7 @@ function configError(fn: () => unknown): string {
 
 Deno.test("loadAgentConfig() fills defaults for a minimal file", () => {
   const { config, sources } = loadAgentConfig(MINIMAL);
-  assert.equal(config.kms.url, "https://10.0.0.1:9443");
+  assert.equal(config.kms?.url, "https://10.0.0.1:9443");
   assert.equal(config.tpm.device, "/dev/tpmrm0");
   assert.equal(config.disk.mountPoint, "/var/lib/confidant");
   assert.equal(config.kubeadm.criSocket, "unix:///run/containerd/containerd.sock");
@@ -44,7 +44,7 @@ Deno.test("loadAgentConfig() names an unknown key, nested or top-level", () => {
 });
 
 Deno.test("loadAgentConfig() names a missing or malformed field", () => {
-  assert.match(configError(() => loadAgentConfig("role: worker\n")), /kms/);
+  assert.match(configError(() => loadAgentConfig("role: worker\ndisk: { device: /dev/vdb }\n")), /kms/);
   assert.match(
     configError(() => loadAgentConfig(MINIMAL.replace(FP, "XYZ"))),
     /kms\.fingerprint/,
@@ -63,8 +63,8 @@ Deno.test("loadAgentConfig() takes values from the kernel command line over the 
     `BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet confidant.kms=https://kms.internal:7000 ` +
     `confidant.role=control-plane confidant.node_name=cp-1 confidant.cilium_apply console=ttyS0`;
   const { config, sources } = loadAgentConfig(MINIMAL, cmdline);
-  assert.equal(config.kms.url, "https://kms.internal:7000");
-  assert.equal(config.kms.fingerprint, FP);
+  assert.equal(config.kms?.url, "https://kms.internal:7000");
+  assert.equal(config.kms?.fingerprint, FP);
   assert.equal(config.role, "control-plane");
   assert.deepEqual(config.nodeName, { source: "config", name: "cp-1" });
   assert.equal(config.cilium.applyConfig, true);
@@ -103,5 +103,15 @@ Deno.test("loadAgentConfig() refuses a KMS URL that is not https", () => {
   assert.match(
     configError(() => loadAgentConfig(MINIMAL.replace("https://", "http://"))),
     /kms\.url: must be an https:\/\/ URL/,
+  );
+});
+
+Deno.test("loadAgentConfig() accepts role init without a KMS and refuses other roles without one", () => {
+  const { config } = loadAgentConfig("disk: { device: /dev/vdb }\n", "confidant.role=init");
+  assert.equal(config.role, "init");
+  assert.equal(config.kms, undefined);
+  assert.throws(
+    () => loadAgentConfig("disk: { device: /dev/vdb }\nrole: worker\n"),
+    /kms: kms is required unless role is init/,
   );
 });
