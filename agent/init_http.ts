@@ -20,6 +20,9 @@ import {
 } from "../cluster/protocol.ts";
 import { BootstrapError, type NodeBootstrap } from "./bootstrap.ts";
 
+/** Longest an init or recover may take (kubeadm init included). */
+export const FINISH_TIMEOUT_MS = 20 * 60_000;
+
 class BadRequest extends Error {}
 
 async function body<S extends z.ZodType>(req: Request, schema: S): Promise<z.infer<S>> {
@@ -53,7 +56,8 @@ export function initRoutes(bootstrap: NodeBootstrap, log?: Logger): Hono {
   });
   app.post(INIT_FINISH_PATH, async (c) => {
     const b = await body(c.req.raw, finishRequestSchema);
-    return c.json(await bootstrap.finish(b, c.req.raw.signal));
+    // Not the request's signal: kubeadm must not be cut off by a dropped connection.
+    return c.json(await bootstrap.finish(b, AbortSignal.timeout(FINISH_TIMEOUT_MS)));
   });
   app.onError((e, c) => {
     if (e instanceof BadRequest) return c.json({ error: "bad_request", message: e.message }, 400);

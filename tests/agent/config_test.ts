@@ -44,7 +44,10 @@ Deno.test("loadAgentConfig() names an unknown key, nested or top-level", () => {
 });
 
 Deno.test("loadAgentConfig() names a missing or malformed field", () => {
-  assert.match(configError(() => loadAgentConfig("role: worker\ndisk: { device: /dev/vdb }\n")), /kms/);
+  assert.match(
+    configError(() => loadAgentConfig("role: worker\ndisk: { device: /dev/vdb }\n")),
+    /kms/,
+  );
   assert.match(
     configError(() => loadAgentConfig(MINIMAL.replace(FP, "XYZ"))),
     /kms\.fingerprint/,
