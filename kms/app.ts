@@ -83,7 +83,8 @@ async function readBody(req: Request, max: number, timeoutMs: number): Promise<U
     }
   } catch (e) {
     reader.cancel().catch(() => {});
-    throw e;
+    // A body that breaks off (connection reset or closed mid-body) is the client's fault.
+    throw e instanceof HttpError ? e : new HttpError(400, "request body could not be read");
   } finally {
     clearTimeout(timer);
   }
