@@ -49,6 +49,11 @@ export class ParseError extends ConfidantError {
 /** A short, secret-free description of any thrown value, for logs and one-line CLI errors. */
 export function describeError(e: unknown): { code: string; message: string } {
   if (e instanceof ConfidantError) return { code: e.code, message: e.message };
+  if (e instanceof Deno.errors.NotFound) return { code: "file.not_found", message: e.message };
+  if (e instanceof Deno.errors.PermissionDenied) {
+    return { code: "permission", message: `${e.message} (run as root, or check the file's mode)` };
+  }
+  if (e instanceof Deno.errors.NotCapable) return { code: "permission", message: e.message };
   if (e instanceof Error) return { code: "internal", message: `${e.name}: ${e.message}` };
   return { code: "internal", message: String(e) };
 }

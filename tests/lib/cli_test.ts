@@ -87,3 +87,19 @@ Deno.test("runCli() turns an unexpected exception into one line and exit 1", asy
   assert.equal(b.err.length, 1);
   assert.match(b.err[0], /^confidant: internal: TypeError: x is undefined$/);
 });
+
+Deno.test("runCli() reports a missing file as file.not_found with the path", async () => {
+  const read = defineCommand({
+    path: ["read"],
+    summary: "reads a file",
+    flags: [],
+    positionals: [{ name: "file", help: "a file" }],
+    schema: z.object({ file: z.string() }).strict(),
+    async run(input) {
+      await Deno.readFile(input.file);
+    },
+  });
+  const b = io();
+  assert.equal(await runCli([read], ["read", "/nonexistent/confidant-test"], b.io), 1);
+  assert.match(b.err[0], /^confidant: file\.not_found: .*\/nonexistent\/confidant-test/);
+});
