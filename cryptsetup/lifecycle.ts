@@ -18,12 +18,22 @@
  *   from the end of that journal (the superblock says where it ends) and the header
  *   must pass the whitelist with integrity and no keyslot: superblock plus journal
  *   followed by a blank area is exactly what an interrupted format leaves, and a used
- *   integrity device would show tags and data right after its journal;
+ *   integrity device would show tags and data right after its journal (the same holds
+ *   for a header write cut short: a damaged header over superblock, journal and zeros);
  * - after `keyed`, the only keyslot holds the KMS key, the only long-term secret.
  *
  * Everything else (not blank and not LUKS, LUKS1, another cluster, a token we do not
  * understand, a whitelist failure, a wrong key) stops with a typed error and changes
  * no byte.
+ *
+ * One window is not recovered automatically: a power cut inside libcryptsetup's
+ * `crypt_format` itself, after it filled the keyslots area with random bytes (and,
+ * with integrity, wrote the dm-integrity superblock and journal) but before it wrote
+ * the first header copy. The disk then has no LUKS magic and is not blank, which is
+ * indistinguishable from another system's disk, so the next boot refuses it with
+ * `disk.not_blank`. The operator path: check that the node never got past its first
+ * boot (`confidant disk status` shows no LUKS header, and the first 32 KiB are zero),
+ * then run `confidant disk reset --yes-destroy-data` and reboot.
  *
  * @module
  */
@@ -128,7 +138,18 @@ export async function observeDisk(
   if (probe.kind === "luks1") return { luks: "luks1" };
   const dataArea = () => checkBlank(dev, DATA_OFFSET);
   if (probe.kind === "damaged") {
-    return { luks: "damaged", damage: probe.error.message, dataAreaBlank: await dataArea() };
+    // a header write cut short over an integrity format: judge the data area after the journal
+    const sb = await readIntegritySuperblock(dev, size);
+    const journalEnd = sb.superblock && ourIntegrityParameters(sb.superblock)
+      ? sb.journalEnd
+      : undefined;
+    return {
+      luks: "damaged",
+      damage: probe.error.message,
+      dataAreaBlank: journalEnd !== undefined
+        ? await checkBlank(dev, journalEnd)
+        : await dataArea(),
+    };
   }
   const header = probe.header;
   const m = header.active.metadata;
@@ -166,34 +187,45 @@ export async function observeDisk(
   return obs;
 }
 
-/** The dm-integrity superblock at {@link DATA_OFFSET} of a header with no token or keyslot. */
+/** The dm-integrity superblock at {@link DATA_OFFSET}, if any, and where its journal ends. */
+async function readIntegritySuperblock(
+  dev: BlockDevice,
+  size: number,
+): Promise<{ superblock?: IntegritySuperblock; journalEnd?: number; error?: string }> {
+  if (size < DATA_OFFSET + SUPERBLOCK_BYTES) return { error: "disk too small" };
+  const raw = await dev.read(DATA_OFFSET, SUPERBLOCK_BYTES);
+  if (!hasIntegrityMagic(raw)) return { error: "no dm-integrity superblock" };
+  try {
+    const superblock = parseIntegritySuperblock(raw);
+    const journalEnd = DATA_OFFSET + integrityMetadataEnd(superblock);
+    if (journalEnd + 2 * 1024 * 1024 > size) {
+      return { superblock, error: "the journal leaves no data area" };
+    }
+    return { superblock, journalEnd };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** The dm-integrity superblock of a header with no token or keyslot, and its whitelist verdict. */
 async function observeIntegrity(
   dev: BlockDevice,
   header: Luks2Header,
   size: number,
 ): Promise<NonNullable<DiskObservation["integrity"]>> {
   const whitelist = checkWhitelist(header, { integrity: true, minKeyslots: 0, maxKeyslots: 0 });
-  if (size < DATA_OFFSET + SUPERBLOCK_BYTES) return { whitelist, error: "disk too small" };
-  const raw = await dev.read(DATA_OFFSET, SUPERBLOCK_BYTES);
-  if (!hasIntegrityMagic(raw)) return { whitelist, error: "no dm-integrity superblock" };
-  try {
-    const superblock = parseIntegritySuperblock(raw);
-    const journalEnd = DATA_OFFSET + integrityMetadataEnd(superblock);
-    if (journalEnd + 2 * 1024 * 1024 > size) {
-      return { whitelist, superblock, error: "the journal leaves no data area" };
-    }
-    return { whitelist, superblock, journalEnd };
-  } catch (e) {
-    return { whitelist, error: e instanceof Error ? e.message : String(e) };
-  }
+  return { whitelist, ...(await readIntegritySuperblock(dev, size)) };
+}
+
+/** hmac(sha256) tags, 4096-byte blocks, no journal MAC (journal_integrity none). */
+function ourIntegrityParameters(sb: IntegritySuperblock): boolean {
+  return sb.tagSize === 32 && sb.log2SectorsPerBlock === 3 && (sb.flags & 1) === 0;
 }
 
 /** Whether `i` is what an interrupted confidant format with integrity leaves. */
 function interruptedIntegrityFormat(i: DiskObservation["integrity"]): boolean {
   const sb = i?.superblock;
-  return !!sb && i.journalEnd !== undefined && i.whitelist.ok &&
-    // hmac(sha256) tags, 4096-byte blocks, no journal MAC (journal_integrity none)
-    sb.tagSize === 32 && sb.log2SectorsPerBlock === 3 && (sb.flags & 1) === 0;
+  return !!sb && i.journalEnd !== undefined && i.whitelist.ok && ourIntegrityParameters(sb);
 }
 
 function whitelistMessage(w: WhitelistReport): string {

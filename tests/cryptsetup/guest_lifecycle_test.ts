@@ -83,6 +83,63 @@ function refused(r: StepResult, code: string): void {
   assert.equal(r.code, code, `step ${r.i}: ${r.message}`);
 }
 
+async function decisionFor(path: string): Promise<string> {
+  const dev = await FileBlockDevice.open(path);
+  try {
+    const cfg = { cluster, integrity: true };
+    const d = decide(await observeDisk(dev, cfg), cfg);
+    return d.action === "refuse" ? d.code : d.action;
+  } finally {
+    dev.close();
+  }
+}
+
+async function patch(path: string, offset: number, bytes: Uint8Array): Promise<void> {
+  const f = await Deno.open(path, { write: true });
+  try {
+    await f.seek(offset, Deno.SeekMode.Start);
+    await f.write(bytes);
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * On copies of the real image an integrity format cut after format-header left:
+ * one byte of "data" after the journal makes it not ours; a damaged header over the
+ * untouched journal is formatted again, over data it is refused.
+ */
+async function checkIntegrityCutVariants(image: string, dir: string): Promise<void> {
+  const dev = await FileBlockDevice.open(image);
+  const sb = parseIntegritySuperblock(await dev.read(DATA_OFFSET, SUPERBLOCK_BYTES));
+  dev.close();
+  const end = DATA_OFFSET + integrityMetadataEnd(sb);
+  const copy = join(dir, "variant.img");
+  const cases: [string, [number, Uint8Array][], string][] = [
+    ["a byte after the journal", [[end + 4096, new Uint8Array([1])]], "luks.not_ours"],
+    [
+      "both header copies damaged",
+      [[100, new Uint8Array([1])], [16384 + 100, new Uint8Array([1])]],
+      "format",
+    ],
+    [
+      "damaged headers over a used data area",
+      [[100, new Uint8Array([1])], [16384 + 100, new Uint8Array([1])], [
+        end + 1024,
+        new Uint8Array([1]),
+      ]],
+      "luks.damaged_header",
+    ],
+    ["a foreign tag size", [[DATA_OFFSET + 10, new Uint8Array([16])]], "luks.not_ours"],
+  ];
+  for (const [name, patches, want] of cases) {
+    await Deno.copyFile(image, copy);
+    for (const [off, b] of patches) await patch(copy, off, b);
+    assert.equal(await decisionFor(copy), want, name);
+  }
+  await Deno.remove(copy);
+}
+
 Deno.test({
   name: "state disk in a real guest: first boot, reboot, wrong key, tampering, power cuts",
   sanitizeResources: false,
@@ -177,6 +234,7 @@ Deno.test({
         } finally {
           devI.close();
         }
+        await checkIntegrityCutVariants(i, dir);
         await Deno.copyFile(a, tampered);
         await rewriteHeaderJson(tampered, (m) => {
           m.segments["0"].encryption = "aes-cbc-essiv:sha256";
