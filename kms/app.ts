@@ -22,6 +22,7 @@ import {
   FINISH_PATH,
   finishRequestSchema,
   MAX_BODY_BYTES,
+  MAX_FINISH_BODY_BYTES,
 } from "./protocol.ts";
 import { ConcurrencyGate, RateLimiter } from "./rate_limit.ts";
 import type { KmsService, Outcome } from "./service.ts";
@@ -100,9 +101,10 @@ async function readBody(req: Request, max: number, timeoutMs: number): Promise<U
 async function parseJsonBody<S extends z.ZodType>(
   c: Context,
   schema: S,
+  maxBytes: number,
   timeoutMs: number,
 ): Promise<z.infer<S>> {
-  const bytes = await readBody(c.req.raw, MAX_BODY_BYTES, timeoutMs);
+  const bytes = await readBody(c.req.raw, maxBytes, timeoutMs);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -165,11 +167,16 @@ export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
     o.ok ? c.json(o.body as object, 200) : c.json({ error: o.error, checks: o.checks }, o.status);
 
   app.post(BEGIN_PATH, async (c) => {
-    const body = await parseJsonBody(c, beginRequestSchema, bodyTimeout);
+    const body = await parseJsonBody(c, beginRequestSchema, MAX_BODY_BYTES, bodyTimeout);
     return reply(c, await deps.service.begin(body, sourceOf(c)));
   });
   app.post(FINISH_PATH, async (c) => {
-    const body = await parseJsonBody(c, finishRequestSchema, bodyTimeout);
+    const body = await parseJsonBody(
+      c,
+      finishRequestSchema,
+      MAX_FINISH_BODY_BYTES,
+      bodyTimeout,
+    );
     return reply(c, await deps.service.finish(body, sourceOf(c)));
   });
   app.get(

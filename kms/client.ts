@@ -22,8 +22,8 @@ import type { Tpm } from "../attestation/tpm/client.ts";
 import { loadAttestationKeys } from "../attestation/tpm/keys.ts";
 import { marshalTpm2bPublic } from "../attestation/tpm/structures/mod.ts";
 import { parseCertificate } from "../attestation/ek_certificate.ts";
-import { issueDocument } from "../attestation/issue.ts";
-import type { TpmDocument } from "../attestation/document.ts";
+import { type IssuedDocument, issueDocument } from "../attestation/issue.ts";
+import { resolveTee, type TeeChoice, type TeeIssueOptions } from "../attestation/tee_issue.ts";
 import {
   BEGIN_PATH,
   type BeginRequest,
@@ -194,6 +194,14 @@ export interface RequestReleaseOptions {
   ekIntermediates?: Uint8Array[];
   /** Endorsement hierarchy password (default empty). */
   endorsementPassword?: Uint8Array;
+  /**
+   * TEE evidence to add (default `"none"`: a `tpm` document): `"auto"` detects an SEV-SNP or
+   * TDX guest through configfs-tsm, `"sev-snp"`/`"tdx"` require it. The variant is resolved
+   * before `begin`, which announces it; the KMS policy must accept it.
+   */
+  tee?: TeeChoice;
+  /** How to reach configfs-tsm and the cached chain/collateral (TEE documents only). */
+  teeOptions?: TeeIssueOptions;
   /** Override the transport (tests); default {@link pinnedHttpsTransport}. */
   transport?: KmsTransport;
   /** Test hook: tamper with the finish answer before it is opened. */
@@ -244,14 +252,17 @@ function expect<S extends z.ZodType>(r: KmsHttpResponse, schema: S, what: string
 }
 
 /**
- * Run the protocol once: load EK and AK, `begin` with the EK certificate and the AK,
- * activate the credential, quote with userData = SHA-256(ephemeral public key), `finish`,
+ * Run the protocol once: resolve the TEE variant, load EK and AK, `begin` with the variant,
+ * the EK certificate and the AK, activate the credential, issue the document (quote, and
+ * the TEE report when there is one) with userData = SHA-256(ephemeral public key), `finish`,
  * open the sealed release and check it names the pinned KMS and the request.
  */
 export async function requestRelease(opts: RequestReleaseOptions): Promise<OpenedRelease> {
   const transport = opts.transport ?? pinnedHttpsTransport(opts.kmsUrl, opts.fingerprint);
   const pin = normaliseFingerprint(opts.fingerprint);
   const ekKind = opts.ekKind ?? "rsa";
+  // The variant first: a guest whose TEE cannot be reached fails before talking to the KMS.
+  const tee = await resolveTee(opts.tee ?? "none", opts.teeOptions);
   // Step 1: endorsement and credential activation with the EK and AK loaded.
   const keys = await loadAttestationKeys(opts.tpm, {
     ek: ekKind,
@@ -264,7 +275,7 @@ export async function requestRelease(opts: RequestReleaseOptions): Promise<Opene
   try {
     const ekCert = await readEkCertificate(opts.tpm, keys.ekCertIndex);
     const beginReq: BeginRequest = {
-      variant: "tpm",
+      variant: tee ?? "tpm",
       ekCertificate: toBase64(ekCert),
       ekIntermediates: (opts.ekIntermediates ?? []).map((c) => toBase64(c)),
       akPublic: toBase64(marshalTpm2bPublic(keys.ak.public)),
@@ -288,12 +299,14 @@ export async function requestRelease(opts: RequestReleaseOptions): Promise<Opene
   const ephemeral: EphemeralKeyPair = await generateEphemeralKeyPair();
   let finishBody: unknown;
   try {
-    const evidence: TpmDocument = await issueDocument(opts.tpm, {
+    const evidence: IssuedDocument = await issueDocument(opts.tpm, {
       nonce,
       userData: await sha256(ephemeral.publicKey),
       pcrs: opts.pcrs ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
       ekAlg: ekKind,
       endorsementPassword: opts.endorsementPassword,
+      tee: tee ?? "none",
+      teeOptions: opts.teeOptions,
     });
     const fin = await transport.post(FINISH_PATH, {
       session,

@@ -18,6 +18,7 @@ import { parseCertificate } from "../attestation/ek_certificate.ts";
 import { makeCredential } from "../attestation/tpm/credential/mod.ts";
 import { computeName, unmarshalTpm2bPublic } from "../attestation/tpm/structures/mod.ts";
 import { akPin, verifyDocument } from "../attestation/verify.ts";
+import type { TeeTrustOverrides } from "../attestation/tee_verify.ts";
 import { EkTrust, type KnownEk } from "./ek_trust.ts";
 import type { KmsPolicy } from "./policy.ts";
 
@@ -178,6 +179,15 @@ export function identityHex(identity: Uint8Array): string {
   return toHex(identity);
 }
 
+/** Options of {@link createTpmEvidenceVerifier}. */
+export interface EvidenceVerifierOptions {
+  /**
+   * TEE roots instead of AMD's ARK pins and Intel's root CA: tests only. Set through
+   * `buildKms({ teeTrust })`; no CLI flag or policy field reaches it.
+   */
+  teeTrust?: TeeTrustOverrides;
+}
+
 /**
  * Step 2 for TPMs: `verifyDocument` of the attestation area with the session's nonce and the
  * expected userData; the document's AK must be the one the credential was made for.
@@ -191,7 +201,10 @@ export function identityHex(identity: Uint8Array): string {
  * any, must be the session's (`ek.session_mismatch`). Under pinned trust the policy is used as
  * it is, so a pin removed since step 1 is honoured.
  */
-export function createTpmEvidenceVerifier(trust: EkTrust = sharedEkTrust): EvidenceVerifier {
+export function createTpmEvidenceVerifier(
+  trust: EkTrust = sharedEkTrust,
+  options: EvidenceVerifierOptions = {},
+): EvidenceVerifier {
   return {
     async verify(input) {
       const checks: string[] = [];
@@ -253,6 +266,7 @@ export function createTpmEvidenceVerifier(trust: EkTrust = sharedEkTrust): Evide
         nonce: input.nonce,
         userData: input.userData,
         now: input.now,
+        teeTrust: options.teeTrust,
       });
       for (const f of r.failures) {
         // Without a usable AK the verifier says "no AK trusted": already named above.

@@ -24,7 +24,12 @@ export { type ReleaseRequest, releaseRequestSchema, type Role } from "./protocol
 export { createKmsApp, type KmsAppDeps } from "./app.ts";
 export { buildKms, type BuildKmsOptions, initKms, serveKms } from "./server.ts";
 export { KmsService, type KmsServiceDeps } from "./service.ts";
-export type { CredentialIssuer, Endorsement, EvidenceVerifier } from "./evidence.ts";
+export type {
+  CredentialIssuer,
+  Endorsement,
+  EvidenceVerifier,
+  EvidenceVerifierOptions,
+} from "./evidence.ts";
 export {
   createTpmCredentialIssuer,
   createTpmEvidenceVerifier,

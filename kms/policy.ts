@@ -5,7 +5,8 @@
  * ```yaml
  * pcrs: { "7": { expected: ["<hex>"] } }
  * ak: { ekCaCertificates: ["-----BEGIN CERTIFICATE-----..."] }
- * variants: [tpm]                 # accepted evidence variants (default [tpm])
+ * variants: [tpm]                 # accepted document variants: tpm, sev-snp, tdx (default [tpm])
+ * # snp: {...} / tdx: {...}        # required iff sev-snp / tdx is accepted (attestation/README.md)
  * roles: [worker]                 # roles a node may ask for (default [worker] only)
  * join:                           # absent: releases carry no join ticket
  *   apiServerEndpoint: "10.0.0.1:6443"
@@ -43,7 +44,6 @@ export const joinPolicySchema = z.strictObject({
 
 /** The KMS policy schema. */
 export const kmsPolicySchema = policyBaseSchema.extend({
-  variants: z.array(z.literal("tpm")).min(1).default(["tpm"]),
   roles: z.array(roleSchema).default(["worker"]),
   join: joinPolicySchema.optional(),
 });

@@ -7,14 +7,21 @@
  * @module
  */
 import { z } from "zod";
+import { BUILTIN_VARIANTS, MAX_DOCUMENT_BYTES } from "../attestation/document.ts";
 import { DISK_UUID_RE } from "./keys.ts";
 
 /** Path of step 1. */
 export const BEGIN_PATH = "/v1/attest/begin";
 /** Path of step 2. */
 export const FINISH_PATH = "/v1/attest/finish";
-/** Largest request body the KMS reads (bytes). */
+/** Largest request body the KMS reads for `begin` (and any other route), in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
+/**
+ * Largest `finish` body (bytes): an attestation document of up to `MAX_DOCUMENT_BYTES` (a TDX
+ * quote with its collateral needs most of it) plus the envelope (session, secret, key, request
+ * and JSON framing), which is far below 16 KiB.
+ */
+export const MAX_FINISH_BODY_BYTES = MAX_DOCUMENT_BYTES + 16 * 1024;
 
 const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** A base64 string of at most `maxBytes` decoded bytes. */
@@ -46,8 +53,11 @@ export type ReleaseRequest = z.infer<typeof releaseRequestSchema>;
 
 /** Step 1 request: the node's endorsement and attestation keys. */
 export const beginRequestSchema = z.object({
-  /** Attestation variant; only `tpm` is implemented. */
-  variant: z.literal("tpm").default("tpm"),
+  /**
+   * The variant of the document the node will send at `finish` (`tpm`, `sev-snp`, `tdx`); the
+   * policy must accept it, and the document must then be of it.
+   */
+  variant: z.enum(BUILTIN_VARIANTS).default("tpm"),
   /** The EK certificate, DER, base64. */
   ekCertificate: b64(8192, 64),
   /** Intermediate CA certificates between the EK certificate and a trusted root (DER, base64). */

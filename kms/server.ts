@@ -9,7 +9,9 @@ import { wipe } from "../lib/bytes.ts";
 import type { Logger } from "../lib/log.ts";
 import { createKmsApp, type KmsEnv } from "./app.ts";
 import type { AuditLog } from "./audit.ts";
+import type { TeeTrustOverrides } from "../attestation/tee_verify.ts";
 import {
+  createTpmEvidenceVerifier,
   type CredentialIssuer,
   type EvidenceVerifier,
   tpmCredentialIssuer,
@@ -60,6 +62,11 @@ export interface BuildKmsOptions {
   join?: JoinIssuer;
   credentials?: CredentialIssuer;
   evidence?: EvidenceVerifier;
+  /**
+   * Tests only: TEE trust anchors (fake AMD ARK pins, a fake Intel root) for the default
+   * evidence verifier. Deliberately not reachable from `confidant kms serve` or the policy.
+   */
+  teeTrust?: TeeTrustOverrides;
   replay?: ReplayCache;
   now?: () => number;
   rateLimit?: { ratePerSecond: number; burst: number };
@@ -98,7 +105,10 @@ export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
     store: o.store,
     policy: () => o.policy.current.policy,
     credentials: o.credentials ?? tpmCredentialIssuer,
-    evidence: o.evidence ?? tpmEvidenceVerifier,
+    evidence: o.evidence ??
+      (o.teeTrust
+        ? createTpmEvidenceVerifier(undefined, { teeTrust: o.teeTrust })
+        : tpmEvidenceVerifier),
     join: o.join ?? noJoinIssuer,
     identity: { clusterId: m.clusterId, tlsFingerprint: o.tlsFingerprint },
     audit: o.audit,

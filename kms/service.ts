@@ -93,7 +93,10 @@ export class KmsService {
     const now = this.now();
     const policy = this.d.policy();
     if (!policy.variants.includes(req.variant)) {
-      return this.refuse("begin", source, ["evidence.variant"]);
+      // The name verifyDocument gives the same refusal at step 2.
+      return this.refuse("begin", source, ["document.variant"], {
+        detail: `the policy accepts ${policy.variants.join(", ")}, not "${req.variant}"`,
+      });
     }
     const secret = crypto.getRandomValues(new Uint8Array(32));
     try {
@@ -114,6 +117,7 @@ export class KmsService {
         akName: r.akName,
         identity: r.identity,
         endorsement: r.endorsement,
+        variant: req.variant,
         expiresAt: now + this.lifetime,
       }, now);
       return {
@@ -151,7 +155,7 @@ export class KmsService {
 
     const policy = this.d.policy();
     const checks: string[] = [];
-    let detail: string | undefined;
+    const details: string[] = [];
     const activated = fromBase64(req.activatedSecret, "activatedSecret");
     if (!constantTimeEqual(await sha256(activated), claims.secretDigest)) {
       checks.push("credential.mismatch");
@@ -159,28 +163,35 @@ export class KmsService {
     wipe(activated);
     if (!policy.roles.includes(request.role)) checks.push("request.role");
     const ephemeral = fromBase64(req.ephemeralPublicKey, "ephemeralPublicKey");
+    // The document must be of the variant announced at begin (a node cannot switch, e.g.
+    // from the sev-snp it began with to a plain tpm document); whether the policy accepts
+    // it now is the verifier's `document.variant`.
     const variant = (req.evidence as { variant?: unknown }).variant;
-    if (typeof variant !== "string" || !(policy.variants as string[]).includes(variant)) {
+    if (variant !== claims.variant) {
       checks.push("evidence.variant");
-    } else {
-      try {
-        const v = await this.d.evidence.verify({
-          evidence: req.evidence,
-          policy,
-          nonce: claims.nonce,
-          userData: await sha256(ephemeral),
-          akName: claims.akName,
-          identity: claims.identity,
-          endorsement: claims.endorsement,
-          now: new Date(now),
-        });
-        checks.push(...v.checks);
-        detail = v.detail;
-      } catch (e) {
-        checks.push("evidence.malformed");
-        detail = describeError(e).message;
-      }
+      details.push(
+        `evidence.variant: the session was begun for "${claims.variant}", the document is ` +
+          (typeof variant === "string" ? `"${variant.slice(0, 16)}"` : "of no variant"),
+      );
     }
+    try {
+      const v = await this.d.evidence.verify({
+        evidence: req.evidence,
+        policy,
+        nonce: claims.nonce,
+        userData: await sha256(ephemeral),
+        akName: claims.akName,
+        identity: claims.identity,
+        endorsement: claims.endorsement,
+        now: new Date(now),
+      });
+      for (const c of v.checks) if (!checks.includes(c)) checks.push(c);
+      if (v.detail) details.push(v.detail);
+    } catch (e) {
+      checks.push("evidence.malformed");
+      details.push(describeError(e).message);
+    }
+    const detail = details.join("; ").slice(0, 1000) || undefined;
     if (checks.length) return this.refuse("finish", source, checks, { identity, request, detail });
 
     // The disk is bound to the first identity that received it.

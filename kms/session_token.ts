@@ -7,18 +7,20 @@
  * fixed label as additional data. The payload holds the nonce, the SHA-256 of the credential
  * secret, the AK name, the enrolling identity (EK digest), how step 1 trusted the node (EK CA
  * chain verified against which CA set, or a pinned AK; the chain is not checked again at
- * step 2) and an expiry at most 60 s ahead. Version 2 added the endorsement; a version-1 token
- * is refused as `session.version`.
+ * step 2), the document variant the node announced at step 1 and an expiry at most 60 s ahead.
+ * Version 2 added the endorsement, version 3 the variant; an older token is refused as
+ * `session.version`.
  *
  * @module
  */
 import { z } from "zod";
 import { concat, fromBase64Url, fromHex, toBase64Url, toHex, utf8 } from "../lib/bytes.ts";
 import { ConfidantError, ParseError } from "../lib/errors.ts";
+import { BUILTIN_VARIANTS, type BuiltinVariant } from "../attestation/document.ts";
 import type { Endorsement } from "./evidence.ts";
 
 /** Version byte of the token format. */
-export const SESSION_TOKEN_VERSION = 2;
+export const SESSION_TOKEN_VERSION = 3;
 /** Longest lifetime of a session (ms). */
 export const MAX_SESSION_LIFETIME_MS = 60_000;
 /** Longest accepted token string (characters); anything longer is refused before decoding. */
@@ -39,6 +41,8 @@ export interface SessionClaims {
   identity: Uint8Array;
   /** How step 1 trusted the node. */
   endorsement: Endorsement;
+  /** The document variant announced at step 1: the document of step 2 must be of it. */
+  variant: BuiltinVariant;
   /** Expiry, ms since the epoch. */
   expiresAt: number;
 }
@@ -55,6 +59,7 @@ const payloadSchema = z.object({
   tr: z.enum(["ek-ca", "pinned"]),
   ekd: hexField(32, 32),
   anc: hexField(32, 32).optional(),
+  var: z.enum(BUILTIN_VARIANTS),
   exp: z.number().int().nonnegative(),
 }).strict();
 
@@ -80,6 +85,7 @@ export async function sealSessionToken(
     tr: claims.endorsement.trust,
     ekd: toHex(claims.endorsement.ekCertificateDigest),
     anc: claims.endorsement.anchors ? toHex(claims.endorsement.anchors) : undefined,
+    var: claims.variant,
     exp: claims.expiresAt,
   }));
   const iv = crypto.getRandomValues(new Uint8Array(12));
@@ -160,6 +166,7 @@ export async function openSessionToken(
         ekCertificateDigest: fromHex(parsed.ekd),
         anchors: parsed.anc === undefined ? undefined : fromHex(parsed.anc),
       },
+      variant: parsed.var,
       expiresAt: parsed.exp,
     },
   };

@@ -10,6 +10,7 @@ import { MemoryAuditLog } from "../../kms/audit.ts";
 import { FileStore } from "../../kms/file_store.ts";
 import { parseKmsPolicy, PolicyHolder } from "../../kms/policy.ts";
 import { buildKms, initKms } from "../../kms/server.ts";
+import { MAX_BODY_BYTES, MAX_FINISH_BODY_BYTES } from "../../kms/protocol.ts";
 
 async function makeApp(rate = { ratePerSecond: 1000, burst: 100000 }) {
   const dir = await Deno.makeTempDir({ prefix: "confidant-kms-app-" });
@@ -69,10 +70,19 @@ Deno.test("every endpoint answers hostile bodies with 4xx JSON and stays up", as
         const j = await r.json();
         assert.equal(typeof j.error, "string");
       }
-      const big = new Uint8Array(70 * 1024).fill(0x20);
+      // begin stays small; finish takes a document of up to MAX_DOCUMENT_BYTES.
+      const limit = path.endsWith("/begin") ? MAX_BODY_BYTES : MAX_FINISH_BODY_BYTES;
+      const big = new Uint8Array(limit + 1).fill(0x20);
       const r413 = await kms.app.request(path, { method: "POST", body: big }, env);
       assert.equal(r413.status, 413);
       await r413.json();
+      // 100 KiB (a TDX document with collateral is that large) is read at finish only.
+      const mid = await kms.app.request(path, {
+        method: "POST",
+        body: new Uint8Array(100 * 1024).fill(0x20),
+      }, env);
+      assert.equal(mid.status, path.endsWith("/begin") ? 413 : 400);
+      await mid.json();
       // A streamed body without content-length is cut off while reading.
       const stream = new ReadableStream({
         pull(c) {
