@@ -55,3 +55,9 @@ export {
 export { type ConfidantToken, decodeToken, encodeToken, TOKEN_TYPE } from "./token.ts";
 export { type CryptDevice, withCryptDevice } from "./crypt_device.ts";
 export { readKeyFile } from "./key_file.ts";
+export {
+  integrityMetadataEnd,
+  type IntegritySuperblock,
+  parseIntegritySuperblock,
+} from "./integrity_superblock.ts";
+export { type FirstBootTiming, measureFirstBoot } from "./bench_unlock.ts";
