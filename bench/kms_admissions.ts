@@ -69,7 +69,7 @@ interface KmsFleet {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -90,7 +90,7 @@ async function startFleet(dir: string, caPem: string, workers: number): Promise<
       ak: { ekCaCertificates: [caPem] },
     }),
   );
-  const port = await freePort();
+  const port = freePort();
   const procs: Deno.ChildProcess[] = [];
   const exited: boolean[] = [];
   for (let w = 0; w < workers; w++) {
