@@ -11,6 +11,7 @@ import { ConfidantError } from "../lib/errors.ts";
 import { measureUki } from "./measure.ts";
 import { buildDefaultNodeImage } from "./node_image.ts";
 import { policyPcrs, ZERO_PCR } from "./policy_pcrs.ts";
+import { down, up } from "./up.ts";
 
 /** Largest UKI `image measure` reads (the node UKI is ~60 MiB). */
 const MAX_UKI_BYTES = 1 << 30;
@@ -79,5 +80,57 @@ Same as \`deno task image\`. Prints the UKI path, its SHA-256 and its predicted 
   },
 });
 
+/** `confidant up`. */
+export const upCommand = defineCommand({
+  path: ["up"],
+  summary: "start a local KMS and one QEMU node that attests and unlocks its disk",
+  description: `
+Builds or reuses the node image, starts \`kms serve\` on 127.0.0.1:PORT with a policy made by
+\`image measure\`, provisions an swtpm with an EK certificate, and boots one node under
+OVMF with a state disk and user-mode networking (the guest reaches the KMS at 10.0.2.2).
+Streams the node's console until its agent reports; everything keeps running until
+\`confidant down\`. State lives in .cache/up/.`,
+  flags: [
+    { name: "port", type: "string", value: "PORT", help: "KMS port on 127.0.0.1 (default 18443)" },
+    { name: "dir", type: "string", value: "DIR", help: "working directory (default .cache/up)" },
+  ],
+  schema: z.object({
+    port: z.coerce.number().int().min(1024).max(65535).optional(),
+    dir: z.string().min(1).optional(),
+  }),
+  async run(input, ctx) {
+    const started = Date.now();
+    const st = await up({ port: input.port, dir: input.dir, log: (l) => ctx.err(l) });
+    const summary = {
+      kms: st.kmsUrl,
+      uki: st.uki,
+      console: st.consolePath,
+      processes: st.processes,
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
+    ctx.out(
+      ctx.json ? JSON.stringify(summary) : [
+        `up in ${summary.seconds} s: KMS ${st.kmsUrl} (host 127.0.0.1), node console ${st.consolePath}`,
+        ...st.processes.map((p) => `  ${p.role.padEnd(12)} pid ${p.pid}`),
+        "stop with: confidant down",
+      ].join("\n"),
+    );
+  },
+});
+
+/** `confidant down`. */
+export const downCommand = defineCommand({
+  path: ["down"],
+  summary: "stop what `confidant up` started (its own processes only, by PID)",
+  flags: [
+    { name: "dir", type: "string", value: "DIR", help: "working directory (default .cache/up)" },
+  ],
+  schema: z.object({ dir: z.string().min(1).optional() }),
+  async run(input, ctx) {
+    const n = await down({ dir: input.dir, log: (l) => ctx.err(l) });
+    ctx.out(ctx.json ? JSON.stringify({ stopped: n }) : `stopped ${n} process(es)`);
+  },
+});
+
 /** Commands registered in main.ts. */
-export const commands: Command[] = [measureCommand, buildCommand];
+export const commands: Command[] = [measureCommand, buildCommand, upCommand, downCommand];

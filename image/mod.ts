@@ -1,6 +1,6 @@
 /**
- * The node image: Debian packages in, deterministic archives and (later) a
- * measured unified kernel image out.
+ * The node image: Debian packages in, a reproducible measured unified kernel
+ * image (UKI) out; PCR prediction for it; a VM launcher; cluster in a box.
  *
  * @module
  */
@@ -22,3 +22,49 @@ export {
   resolveRoot,
   type RootSpec,
 } from "./rootfs.ts";
+export {
+  authenticodeRanges,
+  authenticodeSha256,
+  parsePe,
+  peChecksum,
+  type PeImage,
+  type PeSection,
+  sectionData,
+  setPeTimestamp,
+} from "./pe.ts";
+export { ALG_SHA256, EventType, parseEventLog, type TcgEvent } from "./event_log.ts";
+export {
+  CALLING_EFI_APPLICATION,
+  extendSha256,
+  measureUki,
+  pcr11Events,
+  pcr4Events,
+  type Pcr4Options,
+  type PredictedEvent,
+  replay,
+  STUB_MEASURED_SECTIONS,
+  type UkiMeasurement,
+} from "./measure.ts";
+export { policyPcrs, ZERO_PCR } from "./policy_pcrs.ts";
+export { buildUki, DEBIAN_STUB, planSections, type UkiInputs } from "./uki.ts";
+export {
+  BASE_CMDLINE,
+  buildDefaultNodeImage,
+  buildNodeImage,
+  type BuiltNodeImage,
+  NODE_ROOT_SPEC,
+  type NodeImage,
+  type NodeImageOptions,
+} from "./node_image.ts";
+export {
+  OVMF_CODE,
+  OVMF_VARS,
+  provisionSwtpm,
+  startUefiVm,
+  uefiQemuArgs,
+  type UefiVm,
+  type UefiVmOptions,
+  type VmDisk,
+  waitForConsole,
+} from "./vm.ts";
+export { down, runsProgram, up, type UpOptions, type UpState } from "./up.ts";

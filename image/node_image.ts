@@ -12,10 +12,12 @@
  *
  * Init: busybox `sh` as PID 1 (the /init below), not systemd: it mounts the API
  * file systems, loads the modules, brings up the network with DHCP, prints the
- * measured PCRs for the boot log and runs `confidant agent run`. A systemd unit
- * (confidant-agent.service) is shipped in the image too, for building a
- * systemd-based variant from the same tree; the busybox init does not use it.
- * Busybox keeps the initrd small and the boot under TCG fast.
+ * measured PCRs for the boot log, links /dev/disk/by-id/virtio-<serial> and runs
+ * `confidant agent run` (config from the measured kernel command line). The
+ * agent's systemd unit (agent/systemd/confidant-agent.service) is shipped in
+ * the image too, for a systemd-based variant built from the same tree; the
+ * busybox init does not use it. Busybox keeps the initrd small (no systemd,
+ * udev, dbus closure) and the boot under TCG fast.
  *
  * Everything comes from Debian 12 packages (see NODE_ROOT_SPEC) except the
  * confidant program: the pinned deno binary and a `deno bundle` of main.ts.
@@ -89,8 +91,16 @@ mount -t tmpfs -o mode=755 tmpfs /run
 mount -t securityfs securityfs /sys/kernel/security
 say() { echo "confidant-node: $*" > /dev/console; }
 say "init started"
+hostname -F /etc/hostname
 for m in virtio_pci virtio_blk virtio_net dm_mod dm_crypt dm_integrity wireguard; do
   modprobe -q "$m" || say "modprobe $m failed"
+done
+# stable names for disks, as udev would make them: /dev/disk/by-id/virtio-<serial>
+mkdir -p /dev/disk/by-id
+for b in /sys/block/vd*; do
+  [ -e "$b" ] || continue
+  s=$(cat "$b/serial" 2>/dev/null)
+  [ -n "$s" ] && ln -sf "../../\${b##*/}" "/dev/disk/by-id/virtio-$s"
 done
 for i in 4 11 12; do
   say "pcr-sha256 $i $(cat /sys/class/tpm/tpm0/pcr-sha256/$i 2>/dev/null || echo none)"
@@ -135,21 +145,8 @@ esac
 exit 0
 `;
 
-/** systemd unit of the agent, for systemd-based variants of the image. */
-export const AGENT_UNIT = `[Unit]
-Description=confidant node agent (attest, unlock the state disk, join the cluster)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=simple
-ExecStart=/usr/bin/confidant agent run
-Restart=on-failure
-RestartSec=5s
-
-[Install]
-WantedBy=multi-user.target
-`;
+/** The agent's systemd unit in the repository (owned by the agent; shipped as is). */
+export const AGENT_UNIT_PATH = "agent/systemd/confidant-agent.service";
 
 /** Wrapper that runs the bundled program with the image's deno. */
 const CONFIDANT_WRAPPER = `#!/bin/sh
@@ -234,7 +231,7 @@ export async function buildNodeImage(opts: NodeImageOptions): Promise<NodeImage>
         await fileSha256(stub),
         NODE_INIT,
         UDHCPC_SCRIPT,
-        AGENT_UNIT,
+        await fileSha256(join(opts.repoRoot, AGENT_UNIT_PATH)),
         CONFIDANT_WRAPPER,
         NODE_OS_RELEASE,
         cmdline,
@@ -258,7 +255,11 @@ export async function buildNodeImage(opts: NodeImageOptions): Promise<NodeImage>
       plan.data("usr/bin/confidant", CONFIDANT_WRAPPER, 0o755);
       plan.data("init", NODE_INIT, 0o755);
       plan.data("usr/share/confidant/udhcpc.script", UDHCPC_SCRIPT, 0o755);
-      plan.data("usr/lib/systemd/system/confidant-agent.service", AGENT_UNIT, 0o644);
+      await plan.file(
+        "usr/lib/systemd/system/confidant-agent.service",
+        join(opts.repoRoot, AGENT_UNIT_PATH),
+        0o644,
+      );
       plan.data("usr/lib/os-release", NODE_OS_RELEASE, 0o644);
       plan.symlink("etc/os-release", "../usr/lib/os-release");
       for (const d of ["proc", "sys", "dev", "tmp", "run", "root", "mnt", "etc", "var"]) {

@@ -39,6 +39,11 @@ export interface UefiVmOptions {
   network?: boolean;
   memoryMiB?: number;
   cpus?: number;
+  /**
+   * Start swtpm and QEMU in their own session (setsid), so that they survive
+   * the terminal's Ctrl-C and the end of the starting process (`confidant up`).
+   */
+  detached?: boolean;
 }
 
 /** A started VM. */
@@ -176,8 +181,9 @@ export async function startUefiVm(opts: UefiVmOptions): Promise<UefiVm> {
   await Deno.writeTextFile(consolePath, "");
   let swtpm: Deno.ChildProcess;
   try {
-    swtpm = new Deno.Command("swtpm", {
+    swtpm = new Deno.Command(opts.detached ? "setsid" : "swtpm", {
       args: [
+        ...(opts.detached ? ["swtpm"] : []),
         "socket",
         "--tpm2",
         "--tpmstate",
@@ -220,8 +226,8 @@ export async function startUefiVm(opts: UefiVmOptions): Promise<UefiVm> {
   });
   let qemu: Deno.ChildProcess;
   try {
-    qemu = new Deno.Command("qemu-system-x86_64", {
-      args,
+    qemu = new Deno.Command(opts.detached ? "setsid" : "qemu-system-x86_64", {
+      args: opts.detached ? ["qemu-system-x86_64", ...args] : args,
       stdin: "null",
       stdout: "null",
       stderr: "null",
