@@ -26,6 +26,10 @@
  *   directory (keep the directory to "reboot" with the same TPM); the guest
  *   sees it as /dev/tpm0 and /dev/tpmrm0 (tpm-crb).
  *
+ * At most `CONFIDANT_GUEST_SLOTS` (default 2) guests run at once on the machine,
+ * across test processes (qemu_slots.ts); waiting for a slot does not count
+ * against `timeoutMs`.
+ *
  * Limits: the bundled script cannot read repo files relative to
  * `import.meta.url` (pass data through `stdin` or a disk instead). The guest
  * has no network unless `network: true` (user-mode, host loopback is 10.0.2.2).
@@ -43,6 +47,7 @@ import { isAbsolute, join, relative } from "node:path";
 import { sha256, toHex, utf8 } from "../../lib/bytes.ts";
 import { ConfidantError } from "../../lib/errors.ts";
 import { ensureGuestImage, type GuestImage, REPO_ROOT } from "./qemu_initramfs.ts";
+import { acquireGuestSlot } from "./qemu_slots.ts";
 
 /** A raw disk image attached to the guest as a virtio-blk device. */
 export interface GuestDisk {
@@ -333,6 +338,7 @@ export async function runInGuest(opts: RunInGuestOptions): Promise<GuestResult> 
   const runDir = await Deno.makeTempDir({ prefix: "confidant-guest-" });
   await Deno.chmod(runDir, 0o700);
   let tpm: Awaited<ReturnType<typeof startSwtpm>> | undefined;
+  const releaseSlot = await acquireGuestSlot();
   try {
     const argsPath = join(runDir, "args");
     await Deno.writeTextFile(argsPath, shellQuoteArgs(opts.args ?? []));
@@ -409,6 +415,7 @@ export async function runInGuest(opts: RunInGuestOptions): Promise<GuestResult> 
     };
   } finally {
     await tpm?.stop();
+    await releaseSlot();
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
   }
 }

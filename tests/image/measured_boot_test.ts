@@ -12,6 +12,7 @@ import { extendSha256, measureUki } from "../../image/measure.ts";
 import { buildNodeImage } from "../../image/node_image.ts";
 import { provisionSwtpm, startUefiVm, waitForConsole } from "../../image/vm.ts";
 import { measureCommand } from "../../image/commands.ts";
+import { acquireGuestSlot } from "../_support/qemu_slots.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 /** Test image: prints the event log and powers off after printing the PCRs. */
@@ -60,18 +61,23 @@ Deno.test({
 
       const tpmState = join(dir, "tpm");
       await provisionSwtpm(tpmState);
-      const vm = await startUefiVm({
-        uki: img.uki,
-        runDir: join(dir, "vm"),
-        tpmStateDir: tpmState,
-      });
+      const releaseSlot = await acquireGuestSlot();
       let console: string;
       try {
-        const r = await waitForConsole(vm, /reboot: Power down/, 300_000);
-        console = r.console;
-        assert.ok(r.matched, `the node did not finish booting:\n${console.slice(-3000)}`);
+        const vm = await startUefiVm({
+          uki: img.uki,
+          runDir: join(dir, "vm"),
+          tpmStateDir: tpmState,
+        });
+        try {
+          const r = await waitForConsole(vm, /reboot: Power down/, 300_000);
+          console = r.console;
+          assert.ok(r.matched, `the node did not finish booting:\n${console.slice(-3000)}`);
+        } finally {
+          await vm.kill();
+        }
       } finally {
-        await vm.kill();
+        await releaseSlot();
       }
 
       await t.step("the TPM's PCR 4, 11, 12 equal the prediction (12 stays zero)", () => {
