@@ -3,12 +3,14 @@
  * TPM client and attestation issuer (attestation/), the KMS client (kms/client.ts)
  * and the state disk (cryptsetup/state_disk.ts).
  *
- * Disk UUID and first boot: the KMS enrolls a disk by its LUKS UUID, and
- * cryptsetup's StateDisk chooses the UUID itself when it formats (then asks for the
- * key). The agent talks to the KMS before it touches the disk (so that a KMS that
- * is down or refuses leaves a blank disk blank); on a blank disk that first release
- * is for a provisional UUID, and {@link StateDiskAdapter} asks the KMS once more for
- * the UUID the format produced. The provisional enrollment stays in the KMS unused.
+ * Disk UUID and first boot: the KMS enrolls a disk by its LUKS UUID, so the agent decides
+ * the UUID before it asks for the key, and the format writes exactly that UUID
+ * (cryptsetup's `UnlockOptions.uuid`): a disk with confidant's header (keyed, or `fresh`
+ * from a first boot that a power cut interrupted) keeps the header's UUID; a blank disk gets
+ * a new random v4 UUID. The agent talks to the KMS before it touches the disk (a KMS that is
+ * down or refuses leaves a blank disk blank), and a power cut during the format leaves a
+ * header with the UUID already enrolled, which the next boot asks for again: one disk, one
+ * enrollment.
  *
  * @module
  */
@@ -22,7 +24,7 @@ import {
   type RequestReleaseOptions,
 } from "../kms/client.ts";
 import type { StateDisk } from "../cryptsetup/state_disk.ts";
-import { MAPPER_NAME } from "../cryptsetup/lifecycle.ts";
+import { DISK_UUID_PATTERN, MAPPER_NAME } from "../cryptsetup/lifecycle.ts";
 import type {
   Attestor,
   DiskInspection,
@@ -130,8 +132,6 @@ export interface StateDiskAdapterOptions {
   disk: StateDisk;
   cluster: string;
   integrity: boolean;
-  /** Key for a UUID other than the one the agent already has a key for (first boot). */
-  keyFor(uuid: string): Promise<Uint8Array>;
   /** Whether `/dev/mapper/<name>` exists (default: stat it). */
   mapperExists?(name: string): Promise<boolean>;
 }
@@ -155,9 +155,16 @@ export class StateDiskAdapter implements DiskService {
     }
     const formatted = s.decision?.action === "open";
     const opened = formatted && await this.#mapperExists();
+    // A header that will be formatted again (fresh token, or an interrupted format) was
+    // written by a first boot of this node with the UUID it asked the KMS for: reuse it.
+    const uuid = formatted
+      ? s.uuid
+      : s.luks === "luks2" && s.uuid && DISK_UUID_PATTERN.test(s.uuid)
+      ? s.uuid
+      : undefined;
     return {
       formatted,
-      ...(formatted && s.uuid ? { uuid: s.uuid } : {}),
+      ...(uuid ? { uuid } : {}),
       opened,
       ...(opened ? { openedDevice: `/dev/mapper/${MAPPER_NAME}` } : {}),
     };
@@ -167,13 +174,8 @@ export class StateDiskAdapter implements DiskService {
     const r = await this.opts.disk.unlockOrFormat({
       cluster: this.opts.cluster,
       integrity: this.opts.integrity,
-      getKey: async () => {
-        const s = await this.opts.disk.status();
-        if (s.uuid && s.uuid.toLowerCase() !== uuid.toLowerCase()) {
-          return await this.opts.keyFor(s.uuid);
-        }
-        return key.slice();
-      },
+      uuid: uuid.toLowerCase(),
+      getKey: () => Promise.resolve(key.slice()),
     });
     return {
       formatted: r.action === "formatted",

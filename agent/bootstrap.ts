@@ -103,8 +103,8 @@ export interface BootstrapDeps {
   config: AgentConfig;
   nodeName: string;
   tpm: TpmAccess;
-  /** The state disk; `keyFor` gives the key of a UUID the disk chose itself (first format). */
-  disk(keyFor: (uuid: string) => Promise<Uint8Array>): DiskService;
+  /** The state disk. */
+  disk(): DiskService;
   mounter: Mounter;
   runner: CommandRunner;
   files: Files;
@@ -167,7 +167,7 @@ export class NodeBootstrap {
         `this node already took cluster ${this.#cluster.id}`,
       );
     }
-    const d = await this.deps.disk(() => Promise.reject(new Error("no key"))).inspect();
+    const d = await this.deps.disk().inspect();
     if (purpose === "init" && d.formatted) {
       throw new BootstrapError(
         409,
@@ -323,7 +323,7 @@ export class NodeBootstrap {
       log.info("taking the cluster", { purpose: p.purpose, clusterId, cluster: p.cluster.name });
 
       // State disk: format (init) or unlock (recover) with the derived key.
-      const disk = this.deps.disk((uuid) => deriver.diskKey(uuid));
+      const disk = this.deps.disk();
       const inspection = await disk.inspect();
       let device: string;
       let diskOutcome: InitResult["disk"];
@@ -331,6 +331,7 @@ export class NodeBootstrap {
         device = inspection.openedDevice;
         diskOutcome = "opened";
       } else {
+        // the header's UUID (keyed, or an init cut short), else a new one; formatted with it
         const uuid = inspection.uuid ?? crypto.randomUUID();
         const key = await deriver.diskKey(uuid);
         try {

@@ -300,6 +300,8 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
   let diskOpenedDevice: string | undefined;
   if (
     !await runStep("release", async (signal) => {
+      // The UUID is decided before the KMS is asked: the header's (keyed, or left by a
+      // first boot cut short), else one random UUID kept for every attempt of this boot.
       const inspection = await disk.inspect();
       diskUuid = inspection.uuid ?? diskUuid ?? "";
       if (!inspection.formatted && !diskUuid) diskUuid = crypto.randomUUID();

@@ -76,7 +76,10 @@ export interface Attestor {
 export interface DiskInspection {
   /** It carries a LUKS header (never format it again). */
   formatted: boolean;
-  /** LUKS UUID when formatted. */
+  /**
+   * LUKS UUID when formatted; also for a header of ours that is to be formatted again (a
+   * first boot cut short): the UUID the first boot asked the KMS for, to be used again.
+   */
   uuid?: string;
   /** Already opened (device-mapper device exists), e.g. after an agent restart. */
   opened: boolean;
@@ -88,8 +91,9 @@ export interface DiskInspection {
 export interface DiskService {
   inspect(): Promise<DiskInspection>;
   /**
-   * Open the disk with `key`; when (and only when) it has no LUKS header, format it first
-   * with `uuid`. Returns the opened device and whether this call formatted.
+   * Open the disk with `key`; when (and only when) it is not keyed yet, format it first
+   * with `uuid` (the UUID `key` was released for; an open checks the header has it).
+   * Returns the opened device and whether this call formatted.
    */
   unlockOrFormat(
     uuid: string,

@@ -20,7 +20,7 @@ import { createNotifier } from "./sd_notify.ts";
 import { kubeApiFromFile } from "./kube_api.ts";
 import { checkNodeEncryption } from "./cilium.ts";
 import { kmsClientAdapter, StateDiskAdapter, TpmAccess, tpmAttestor } from "./adapters.ts";
-import type { DiskService, KmsClient } from "./ports.ts";
+import type { DiskService } from "./ports.ts";
 import { openStateDisk } from "../cryptsetup/state_disk.ts";
 import { kubeSecretsApi, loadKubeConfig } from "../kms/kube.ts";
 import { NodeBootstrap } from "./bootstrap.ts";
@@ -53,7 +53,7 @@ export async function readAgentConfig(
 }
 
 /** A DiskService that opens the device on first use. */
-function lazyStateDisk(config: AgentConfig, keyFor: (uuid: string) => Promise<Uint8Array>) {
+function lazyStateDisk(config: AgentConfig) {
   let inner: Promise<DiskService> | undefined;
   const get = () =>
     inner ??= openStateDisk(config.disk.device).then((disk) =>
@@ -61,7 +61,6 @@ function lazyStateDisk(config: AgentConfig, keyFor: (uuid: string) => Promise<Ui
         disk,
         cluster: config.disk.cluster,
         integrity: config.disk.integrity,
-        keyFor,
       })
     );
   return {
@@ -95,7 +94,7 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
         ? early.config.nodeName.name!
         : hostname(),
       tpm,
-      disk: (keyFor) => lazyStateDisk(early.config, keyFor),
+      disk: () => lazyStateDisk(early.config),
       mounter: new HostMounter(runner),
       runner,
       files: new HostFiles(),
@@ -124,25 +123,16 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
     await server.finished;
     return bootstrap.cluster !== undefined;
   }
-  let kms: KmsClient | undefined;
   const deps: BootDeps = {
     loadConfig: () => readAgentConfig(opts.configPath, opts.cmdlinePath),
     hostname: () => hostname(),
     kms: (config) =>
-      kms = kmsClientAdapter({
+      kmsClientAdapter({
         kmsUrl: joiningConfig(config).kms.url,
         fingerprint: joiningConfig(config).kms.fingerprint,
         tpm: tpm ?? new TpmAccess(config.tpm.device),
       }),
-    disk: (config) =>
-      lazyStateDisk(config, async (uuid) => {
-        const nodeName = state.snapshot().node.name!;
-        const r = await kms!.requestRelease(
-          { role: joiningConfig(config).role, nodeName, diskUuid: uuid },
-          opts.signal ?? new AbortController().signal,
-        );
-        return r.diskKey;
-      }),
+    disk: (config) => lazyStateDisk(config),
     mounter: new HostMounter(runner),
     runner,
     files: new HostFiles(),

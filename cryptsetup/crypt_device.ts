@@ -58,6 +58,8 @@ export interface FormatOptions {
    * leaves libcryptsetup's benchmarked default (argon2id), used only by the benchmark.
    */
   pbkdf?: PbkdfParams | "library-default";
+  /** UUID of the new header (canonical form); default: libcryptsetup draws a random one. */
+  uuid?: string;
 }
 
 /** One open libcryptsetup context on one device (`struct crypt_device *`). */
@@ -164,7 +166,7 @@ class LibCryptDevice implements CryptDevice {
       cString("LUKS2"),
       cString(CIPHER),
       cString(CIPHER_MODE),
-      null,
+      opts.uuid !== undefined ? cString(opts.uuid) : null,
       null, // the library draws the volume key from its RNG; it never enters JS memory
       BigInt(keyBytes),
       params.struct,

@@ -22,6 +22,11 @@
  *   for a header write cut short: a damaged header over superblock, journal and zeros);
  * - after `keyed`, the only keyslot holds the KMS key, the only long-term secret.
  *
+ * The UUID: the caller may pass the UUID it already asked the KMS for (`uuid`). A format
+ * then writes exactly that UUID in every header it writes, so a power cut anywhere after
+ * the first header write leaves a header whose UUID the next boot reuses: it asks the KMS
+ * for the same disk again instead of enrolling another one.
+ *
  * Everything else (not blank and not LUKS, LUKS1, another cluster, a token we do not
  * understand, a whitelist failure, a wrong key) stops with a typed error and changes
  * no byte.
@@ -64,6 +69,25 @@ export const MAPPER_NAME = "state";
 export const RANDOM_PASSPHRASE_BYTES = 32;
 /** Bytes of the KMS disk key. */
 export const KMS_KEY_BYTES = 32;
+/**
+ * A canonical lower-case RFC 4122 UUID (versions 1-5, variant 10xx), the only form a caller
+ * may ask {@link unlockOrFormat} to format with (libcryptsetup writes UUIDs in this form).
+ */
+export const DISK_UUID_PATTERN =
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Throws `luks.uuid` unless `uuid` matches {@link DISK_UUID_PATTERN}. */
+export function checkDiskUuid(uuid: string): string {
+  if (typeof uuid !== "string" || !DISK_UUID_PATTERN.test(uuid)) {
+    throw new ConfidantError(
+      "luks.uuid",
+      `disk UUID ${
+        JSON.stringify(String(uuid).slice(0, 64))
+      } is not a canonical lower-case RFC 4122 UUID`,
+    );
+  }
+  return uuid;
+}
 
 /** What the agent asks for. */
 export interface LifecycleConfig {
@@ -334,11 +358,12 @@ export interface LuksBackend {
   /** Whether activation creates a mapped device (false: host without device-mapper). */
   readonly mapsDevice: boolean;
   /**
-   * Format LUKS2 (random volume key), write `tokenJson`, then add a keyslot with
-   * `passphrase`, calling `checkpoint` after each of the three header writes.
+   * Format LUKS2 (random volume key) with UUID `uuid` (default: a random one), write
+   * `tokenJson`, then add a keyslot with `passphrase`, calling `checkpoint` after each of
+   * the three header writes. Returns the header's UUID.
    */
   format(
-    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array },
+    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array; uuid?: string },
     checkpoint: (step: FormatStep) => void,
   ): Promise<string>;
   /** Activate as `name` (or only check the key when the backend maps nothing). */
@@ -361,6 +386,14 @@ export interface LuksBackend {
 export interface UnlockOptions extends LifecycleConfig {
   /** Returns the disk key released by the KMS (32 bytes); called once. */
   getKey: () => Promise<Uint8Array>;
+  /**
+   * The disk's UUID, decided by the caller before it asked the KMS for the key (canonical
+   * lower-case RFC 4122, see {@link DISK_UUID_PATTERN}; anything else is refused before any
+   * byte is read or written). A format writes exactly this UUID; an open refuses a header
+   * with another UUID (`luks.uuid_mismatch`) without asking for the key. Absent: a format
+   * picks a random UUID and an open takes the header's.
+   */
+  uuid?: string;
   /** Test hook: simulate a power cut right after this step. */
   crashAfter?: FormatStep;
   log?: Logger;
@@ -392,6 +425,7 @@ export async function unlockOrFormat(
   opts: UnlockOptions,
 ): Promise<UnlockResult> {
   const log = opts.log ?? new Logger("disk");
+  if (opts.uuid !== undefined) checkDiskUuid(opts.uuid);
   const obs = await observeDisk(backend.device, opts);
   const d = decide(obs, opts);
   const mapper = backend.mapsDevice ? `/dev/mapper/${MAPPER_NAME}` : null;
@@ -400,6 +434,13 @@ export async function unlockOrFormat(
     throw new ConfidantError(d.code, d.message);
   }
   if (d.action === "open") {
+    if (opts.uuid !== undefined && d.uuid.toLowerCase() !== opts.uuid) {
+      log.error("state disk refused", { code: "luks.uuid_mismatch" });
+      throw new ConfidantError(
+        "luks.uuid_mismatch",
+        `the disk's UUID is ${d.uuid}, not ${opts.uuid} (the key asked for); nothing was changed`,
+      );
+    }
     const key = await opts.getKey();
     try {
       checkKey(key);
@@ -436,9 +477,16 @@ export async function unlockOrFormat(
           integrity: opts.integrity,
         }),
         passphrase,
+        ...(opts.uuid !== undefined ? { uuid: opts.uuid } : {}),
       },
       step,
     );
+    if (opts.uuid !== undefined && uuid !== opts.uuid) {
+      throw new ConfidantError(
+        "luks.format_check",
+        `the formatted header has UUID ${uuid}, not the requested ${opts.uuid}`,
+      );
+    }
     await backend.activate(MAPPER_NAME, passphrase);
     step("activate");
     if (opts.integrity) await backend.wipeMapped(MAPPER_NAME, log);

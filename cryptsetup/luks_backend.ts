@@ -18,7 +18,7 @@ import { ConfidantError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { FileBlockDevice } from "./block_device.ts";
 import { MIN_PBKDF2, withCryptDevice } from "./crypt_device.ts";
-import type { FormatStep, LuksBackend } from "./lifecycle.ts";
+import { checkDiskUuid, type FormatStep, type LuksBackend } from "./lifecycle.ts";
 import { TOKEN_TYPE } from "./token.ts";
 import { DATA_OFFSET } from "./whitelist.ts";
 
@@ -46,12 +46,13 @@ export class LibLuksBackend implements LuksBackend {
     this.mapsDevice = opts.mapper;
   }
 
-  format(
-    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array },
+  async format(
+    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array; uuid?: string },
     checkpoint: (step: FormatStep) => void,
   ): Promise<string> {
-    return withCryptDevice(this.path, async (dev) => {
-      await dev.formatLuks2({ integrity: opts.integrity, pbkdf: MIN_PBKDF2 });
+    if (opts.uuid !== undefined) checkDiskUuid(opts.uuid);
+    return await withCryptDevice(this.path, async (dev) => {
+      await dev.formatLuks2({ integrity: opts.integrity, pbkdf: MIN_PBKDF2, uuid: opts.uuid });
       checkpoint("format-header");
       dev.tokenSet(-1, opts.tokenJson);
       checkpoint("token-fresh");

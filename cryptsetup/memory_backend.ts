@@ -13,7 +13,7 @@ import { ConfidantError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { constantTimeEqual, toBase64 } from "../lib/bytes.ts";
 import { MemoryBlockDevice } from "./block_device.ts";
-import type { FormatStep, LuksBackend } from "./lifecycle.ts";
+import { checkDiskUuid, type FormatStep, type LuksBackend } from "./lifecycle.ts";
 import { HEADER_PROBE_BYTES, parseLuks2Header, sealHeaderCopy } from "./luks_header.ts";
 import { TOKEN_TYPE } from "./token.ts";
 import { DATA_OFFSET, HEADER_SIZE, KEYSLOTS_SIZE } from "./whitelist.ts";
@@ -142,13 +142,14 @@ export class MemoryLuksBackend implements LuksBackend {
   }
 
   async format(
-    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array },
+    opts: { integrity: boolean; tokenJson: string; passphrase: Uint8Array; uuid?: string },
     checkpoint: (step: FormatStep) => void,
   ): Promise<string> {
+    if (opts.uuid !== undefined) checkDiskUuid(opts.uuid);
     if (this.active.size) throw new ConfidantError("luks.busy", "memory disk is active");
     this.device.bytes.fill(0, 0, DATA_OFFSET);
     this.#seqid = 0n;
-    this.#uuid = crypto.randomUUID();
+    this.#uuid = opts.uuid ?? crypto.randomUUID();
     const keyBytes = opts.integrity ? 96 : 64;
     const segment: Record<string, unknown> = {
       type: "crypt",

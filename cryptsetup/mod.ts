@@ -5,7 +5,9 @@
  *
  * The agent uses:
  * - `openStateDisk(path)` (real device, device-mapper) or `createMemoryStateDisk()`
- *   (host tests), then `unlockOrFormat({ cluster, integrity, getKey })`.
+ *   (host tests), then `unlockOrFormat({ cluster, integrity, getKey, uuid })`: the agent
+ *   decides the disk's UUID (the header's, or a new random one for a blank disk) before it
+ *   asks the KMS for that UUID's key, and a format writes exactly that UUID.
  *
  * @module
  */
@@ -17,8 +19,10 @@ export {
   type StateDisk,
 } from "./state_disk.ts";
 export {
+  checkDiskUuid,
   decide,
   type Decision,
+  DISK_UUID_PATTERN,
   type DiskObservation,
   FORMAT_STEPS,
   type FormatStep,

@@ -18,7 +18,7 @@ import { Tpm } from "../../attestation/tpm/client.ts";
 import { TPM_ALG } from "../../attestation/tpm/constants.ts";
 import { toHex } from "../../lib/bytes.ts";
 import { setLogSink } from "../../lib/log.ts";
-import { createMemoryStateDisk } from "../../cryptsetup/state_disk.ts";
+import { createMemoryStateDisk, type StateDisk } from "../../cryptsetup/state_disk.ts";
 import { loadAgentConfig } from "../../agent/config.ts";
 import { type BootDeps, runBoot } from "../../agent/machine.ts";
 import { StateStore } from "../../agent/state.ts";
@@ -200,7 +200,7 @@ kubeadm:
       tpm: tpmAccess,
     });
     const deps = (
-      disk: ReturnType<typeof createMemoryStateDisk>,
+      disk: StateDisk,
       state: StateStore,
       extra: Partial<BootDeps> = {},
       mapperActive = false,
@@ -213,11 +213,6 @@ kubeadm:
           disk,
           cluster: "e2e",
           integrity: false,
-          keyFor: async (uuid) =>
-            (await kmsClient.requestRelease(
-              { role: "worker", nodeName: "node-e2e", diskUuid: uuid },
-              new AbortController().signal,
-            )).diskKey,
           mapperExists: () => Promise.resolve(mapperActive),
         }),
       mounter: new FakeMounter(),
@@ -233,6 +228,14 @@ kubeadm:
       ...extra,
     });
 
+    /** The disks the KMS enrolled (one record file per disk in its state directory). */
+    const enrolled = async () => {
+      const out: string[] = [];
+      for await (const e of Deno.readDir(join(dir, "state", "disks"))) {
+        if (e.name.endsWith(".json")) out.push(e.name.slice(0, -".json".length));
+      }
+      return out.sort();
+    };
     const disk = createMemoryStateDisk(32 * 1024 * 1024);
     await t.step(
       "KMS down: the agent waits with the disk blank, then completes when it is up",
@@ -251,6 +254,10 @@ kubeadm:
         const st = await disk.status({ cluster: "e2e", integrity: false });
         assert.equal(st.luks, "luks2");
         assert.equal(st.token?.state, "keyed");
+        // the UUID asked for is the UUID formatted, and the KMS enrolled exactly that disk
+        const rel = s.steps.find((x) => x.name === "release")!;
+        assert.equal(rel.detail.diskUuid, st.uuid);
+        assert.deepEqual(await enrolled(), [st.uuid]);
         // kubeadm stand-in: argv, file mode, v1beta4 fields from the KMS's join ticket
         const argv = (await Deno.readTextFile(join(dir, "kubeadm.argv"))).trim().split("\n");
         assert.equal(argv.length, 1);
@@ -313,6 +320,50 @@ kubeadm:
         assert.equal(steps.join.status, "skipped");
         const argv = (await Deno.readTextFile(join(dir, "kubeadm.argv"))).trim().split("\n");
         assert.equal(argv.length, 1, "kubeadm ran once in all");
+      },
+    );
+
+    await t.step(
+      "power cuts during the first format: every next boot reuses the UUID, one enrollment",
+      async () => {
+        const before = await enrolled();
+        const cut = createMemoryStateDisk(32 * 1024 * 1024);
+        const uuids: string[] = [];
+        // the first boot is cut right after the first header write, the second after mkfs
+        for (const crashAfter of ["format-header", "mkfs"] as const) {
+          const state = new StateStore();
+          const crashing: StateDisk = {
+            status: (c) => cut.status(c),
+            unlockOrFormat: (o) => cut.unlockOrFormat({ ...o, crashAfter }),
+            rekey: (c, a, b) => cut.rekey(c, a, b),
+            reset: (c) => cut.reset(c),
+            close: () => cut.close(),
+          };
+          assert.equal(await runBoot(deps(crashing, state)), false);
+          const f = state.snapshot().failure!;
+          assert.equal(f.step, "disk");
+          assert.equal(f.code, "test.crash");
+          const rel = state.snapshot().steps.find((x) => x.name === "release")!;
+          uuids.push(rel.detail.diskUuid as string);
+          await cut.backend.deactivate("state"); // the power cut
+          const st = await cut.status({ cluster: "e2e", integrity: false });
+          assert.equal(st.luks, "luks2");
+          assert.equal(st.uuid, uuids[0], "the header carries the UUID asked for");
+        }
+        const state = new StateStore();
+        assert.equal(
+          await runBoot(deps(cut, state)),
+          true,
+          JSON.stringify(state.snapshot().failure),
+        );
+        const d = state.snapshot().steps.find((x) => x.name === "disk")!;
+        assert.equal(d.detail.formatted, true);
+        uuids.push(d.detail.diskUuid as string);
+        assert.deepEqual(uuids, [uuids[0], uuids[0], uuids[0]]);
+        const st = await cut.status({ cluster: "e2e", integrity: false });
+        assert.equal(st.token?.state, "keyed");
+        assert.equal(st.uuid, uuids[0]);
+        assert.deepEqual(await enrolled(), [...before, uuids[0]].sort());
       },
     );
 

@@ -101,12 +101,11 @@ cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
         config,
         nodeName: "cp-0",
         tpm: new TpmAccess(sw.spec),
-        disk: (keyFor) =>
+        disk: () =>
           new StateDiskAdapter({
             disk,
             cluster: "e2e",
             integrity: false,
-            keyFor,
             mapperExists: () => Promise.resolve(false),
           }),
         mounter: new FakeMounter(),

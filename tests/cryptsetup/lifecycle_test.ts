@@ -226,3 +226,78 @@ Deno.test("memory StateDisk: status, rekey, reset, close", async () => {
   assert.equal(s2.decision?.action, "format");
   await rejects(sd.unlockOrFormat({ ...cfg, getKey: getter(2), log }), "luks.other_cluster");
 });
+
+Deno.test("unlockOrFormat() with a uuid: memory format writes it; a power cut keeps it; open checks it", async (t) => {
+  const uuid = "3f2a6c1e-9b7d-4e21-a5c3-0d8e7f6a5b4c";
+  await t.step("format writes exactly the UUID asked for", async () => {
+    const b = disk();
+    const r = await unlockOrFormat(b, { ...cfg, uuid, getKey: getter(3), log });
+    assert.equal(r.action, "formatted");
+    assert.equal(r.uuid, uuid);
+    assert.equal((await observeDisk(b.device, cfg)).uuid, uuid);
+  });
+  for (const step of FORMAT_STEPS.slice(0, -1)) {
+    await t.step(`a power cut after ${step} leaves a header with that UUID`, async () => {
+      const b = disk();
+      await assert.rejects(
+        unlockOrFormat(b, { ...cfg, uuid, getKey: getter(3), crashAfter: step, log }),
+        SimulatedCrash,
+      );
+      b.active.clear();
+      const obs = await observeDisk(b.device, cfg);
+      assert.equal(obs.uuid, uuid);
+      assert.equal(decide(obs, cfg).action, "format");
+      const r = await unlockOrFormat(b, { ...cfg, uuid, getKey: getter(3), log });
+      assert.equal(r.uuid, uuid);
+    });
+  }
+  await t.step("open refuses a header with another UUID before asking for the key", async () => {
+    const b = disk();
+    await unlockOrFormat(b, { ...cfg, uuid, getKey: getter(3), log });
+    b.active.clear();
+    const before = digest(b.device.bytes);
+    let asked = false;
+    const other = "3f2a6c1e-9b7d-4e21-a5c3-0d8e7f6a5b4d";
+    await rejects(
+      unlockOrFormat(b, {
+        ...cfg,
+        uuid: other,
+        getKey: () => {
+          asked = true;
+          return Promise.resolve(keyOf(3));
+        },
+        log,
+      }),
+      "luks.uuid_mismatch",
+    );
+    assert.equal(asked, false);
+    assert.equal(digest(b.device.bytes), before);
+    assert.equal(
+      (await unlockOrFormat(b, { ...cfg, uuid, getKey: getter(3), log })).action,
+      "opened",
+    );
+  });
+  await t.step("a malformed UUID is refused and no byte changes", async () => {
+    const zeros = digest(new Uint8Array(16 * MiB));
+    for (
+      const bad of [
+        "3F2A6C1E-9B7D-4E21-A5C3-0D8E7F6A5B4C", // upper case
+        "3f2a6c1e9b7d4e21a5c30d8e7f6a5b4c", // no dashes
+        "{3f2a6c1e-9b7d-4e21-a5c3-0d8e7f6a5b4c}",
+        "3f2a6c1e-9b7d-0e21-a5c3-0d8e7f6a5b4c", // version 0
+        "3f2a6c1e-9b7d-4e21-c5c3-0d8e7f6a5b4c", // variant 110x (Microsoft)
+        "3f2a6c1e-9b7d-4e21-a5c3-0d8e7f6a5b4c\n",
+        "../../etc/passwd",
+        "",
+      ]
+    ) {
+      const b = disk(16 * MiB);
+      await rejects(unlockOrFormat(b, { ...cfg, uuid: bad, getKey: getter(3), log }), "luks.uuid");
+      assert.equal(digest(b.device.bytes), zeros, `bytes written for ${JSON.stringify(bad)}`);
+      await rejects(
+        b.format({ integrity: false, tokenJson: "{}", passphrase: keyOf(1), uuid: bad }, () => {}),
+        "luks.uuid",
+      );
+    }
+  });
+});

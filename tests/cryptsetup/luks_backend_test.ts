@@ -288,3 +288,49 @@ Deno.test("a header copy with a bad checksum is refused; with both bad the disk 
     }
   });
 });
+
+Deno.test("format via libcryptsetup writes the UUID asked for (luksDump agrees) and refuses a malformed one", async (t) => {
+  await t.step("the requested UUID is the header's", async () => {
+    await withImage(async (path) => {
+      const uuid = crypto.randomUUID();
+      const sd = await openStateDisk(path, { mapper: false });
+      try {
+        const r = await sd.unlockOrFormat({ ...cfg, uuid, getKey: getter(7), log });
+        assert.equal(r.action, "formatted");
+        assert.equal(r.uuid, uuid);
+      } finally {
+        await sd.close();
+      }
+      const dump = (await run("cryptsetup", ["luksDump", path])).stdout;
+      assert.match(dump, new RegExp(`^UUID:\\s+${uuid}$`, "m"));
+      assert.equal((await run("cryptsetup", ["luksUUID", path])).stdout.trim(), uuid);
+      assert.equal(parseLuks2Header(await head(path)).active.binary.uuid, uuid);
+      assert.equal(await testPassphrase(path, keyOf(7)), 0);
+    });
+  });
+  await t.step("a malformed UUID is refused before libcryptsetup runs", async () => {
+    await withImage(async (path) => {
+      const before = await fileHash(path);
+      const sd = await openStateDisk(path, { mapper: false });
+      try {
+        for (const bad of ["not-a-uuid", "3F2A6C1E-9B7D-4E21-A5C3-0D8E7F6A5B4C", "x".repeat(36)]) {
+          await assert.rejects(
+            sd.unlockOrFormat({ ...cfg, uuid: bad, getKey: getter(7), log }),
+            (e) => e instanceof ConfidantError && e.code === "luks.uuid",
+          );
+          await assert.rejects(
+            sd.backend.format(
+              { integrity: false, tokenJson: "{}", passphrase: keyOf(1), uuid: bad },
+              () => {},
+            ),
+            (e) => e instanceof ConfidantError && e.code === "luks.uuid",
+          );
+        }
+      } finally {
+        await sd.close();
+      }
+      assert.equal(await fileHash(path), before);
+      assert.notEqual((await run("cryptsetup", ["isLuks", path])).code, 0);
+    });
+  });
+});
