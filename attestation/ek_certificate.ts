@@ -165,12 +165,36 @@ export function ekPublicFromCertificate(
   );
 }
 
-/** Options of {@link verifyEkCertificate}. */
+/**
+ * EK CA certificates parsed once, to verify many EK certificates against (a verifier builds
+ * one per policy version and passes it as `anchors`, so no call re-parses the CA PEMs).
+ * Immutable.
+ */
+export class EkTrustAnchors {
+  private constructor(readonly certificates: readonly x509.X509Certificate[]) {}
+
+  /**
+   * Parse CA PEMs (each entry may be a bundle). A PEM without a certificate or one that does
+   * not parse is a ParseError; an empty list gives an empty set (which trusts nothing).
+   */
+  static fromPem(caCertificates: readonly string[]): EkTrustAnchors {
+    return new EkTrustAnchors(Object.freeze(caCertificates.flatMap((p) => parsePemBundle(p))));
+  }
+
+  /** Anchors from certificates already parsed. */
+  static of(certificates: readonly x509.X509Certificate[]): EkTrustAnchors {
+    return new EkTrustAnchors(Object.freeze([...certificates]));
+  }
+}
+
+/** Options of {@link verifyEkCertificate}: exactly one of `caCertificates` and `anchors`. */
 export interface VerifyEkCertificateOptions {
-  /** Trust anchors (PEM; a bundle per entry is fine). */
-  caCertificates: string[];
+  /** Trust anchors (PEM; a bundle per entry is fine), parsed on every call. */
+  caCertificates?: readonly string[];
+  /** Trust anchors already parsed: an {@link EkTrustAnchors} or the certificates. */
+  anchors?: EkTrustAnchors | readonly x509.X509Certificate[];
   /** Untrusted intermediates that may be used to build the chain (PEM or DER). */
-  intermediates?: (string | Uint8Array)[];
+  intermediates?: readonly (string | Uint8Array)[];
   /** The clock at which every certificate in the chain must be valid. */
   now: Date;
 }
@@ -183,6 +207,13 @@ export interface VerifiedEkCertificate {
   certificate: x509.X509Certificate;
   /** Subjects from the leaf to the anchor. */
   chain: string[];
+  /**
+   * The window in which every certificate of the chain (leaf, intermediates used, anchor) is
+   * valid: the latest notBefore and the earliest notAfter. A verifier may reuse the outcome
+   * for the same inputs while its clock is inside it.
+   */
+  validFrom: Date;
+  validUntil: Date;
 }
 
 function validAt(c: x509.X509Certificate, now: Date): boolean {
@@ -218,8 +249,18 @@ export async function verifyEkCertificate(
   const fail = (m: string): never => {
     throw new ConfidantError("ek.certificate", m);
   };
+  if ((opts.caCertificates === undefined) === (opts.anchors === undefined)) {
+    throw new ConfidantError(
+      "ek.options",
+      "verifyEkCertificate needs exactly one of caCertificates and anchors",
+    );
+  }
   const leaf = cert instanceof x509.X509Certificate ? cert : parseCertificate(cert);
-  const anchors = opts.caCertificates.flatMap((p) => parsePemBundle(p));
+  const anchors: readonly x509.X509Certificate[] = opts.anchors === undefined
+    ? opts.caCertificates!.flatMap((p) => parsePemBundle(p))
+    : opts.anchors instanceof EkTrustAnchors
+    ? opts.anchors.certificates
+    : opts.anchors;
   if (anchors.length === 0) fail("no EK CA certificates are configured");
   const pool = (opts.intermediates ?? []).map((c) => parseCertificate(c));
   const chain: x509.X509Certificate[] = [leaf];
@@ -239,6 +280,8 @@ export async function verifyEkCertificate(
           ekPublic: ekPublicFromCertificate(leaf),
           certificate: leaf,
           chain: chain.map((c) => c.subject),
+          validFrom: new Date(Math.max(...chain.map((c) => c.notBefore.getTime()))),
+          validUntil: new Date(Math.min(...chain.map((c) => c.notAfter.getTime()))),
         };
       }
     }

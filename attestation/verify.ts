@@ -38,7 +38,11 @@
  * name with {@link makeCredential}, and the node must activate it. A stored document alone can
  * never pass this mode (`ak.activation` fails with a message saying so); after the KMS has
  * itself checked the returned secret it calls
- * `verifyDocument(doc, policy, { ..., akTrust: { activated: true, ekPublic, akName } })`.
+ * `verifyDocument(doc, policy, { ..., akTrust: { activated: true, ekPublic, akName } })`, and
+ * the document's EK certificate is verified against the policy's CAs here; or, when it has
+ * verified the EK certificate chain itself before making the credential (the KMS does so once,
+ * at `begin`), `akTrust: { activated: true, akName, ekChainVerified: true }`, and the chain is
+ * not verified again. The result's `akTrust` says which mode trusted the AK.
  *
  * @module
  */
@@ -83,7 +87,10 @@ export interface CheckOutcome {
   message: string;
 }
 
-/** AK proven by a live credential activation (set by the KMS after checking the secret). */
+/**
+ * AK proven by a live credential activation (set by the verifier after checking the secret);
+ * the document's EK certificate must chain to the policy's CAs and certify `ekPublic`.
+ */
 export interface ActivatedAk {
   activated: true;
   /** The EK public area the credential was made for. */
@@ -91,6 +98,28 @@ export interface ActivatedAk {
   /** The AK name the credential was bound to. */
   akName: Uint8Array;
 }
+
+/**
+ * AK proven by a live credential activation to an EK whose certificate chain to the policy's
+ * CAs the caller has already verified (the KMS at `begin`, before MakeCredential): the
+ * document's AK must have `akName`, and no EK certificate is checked here. The caller vouches
+ * for the chain; use it only when the credential was made for that verified EK under the
+ * CA set of `policy`.
+ */
+export interface PreverifiedActivatedAk {
+  activated: true;
+  /** The AK name the credential was bound to. */
+  akName: Uint8Array;
+  /** The caller verified the EK certificate chain to the policy's CAs. */
+  ekChainVerified: true;
+}
+
+/**
+ * How the AK came to be trusted: `pinned` (enrolled in `ak.pinned`), `ek-ca+activation` (EK
+ * certificate verified here, credential activated) or `ek-ca-verified+activation` (EK chain
+ * verified by the caller beforehand, credential activated).
+ */
+export type AkTrustMode = "pinned" | "ek-ca+activation" | "ek-ca-verified+activation";
 
 /** Options of {@link verifyDocument}. */
 export interface VerifyOptions {
@@ -100,8 +129,8 @@ export interface VerifyOptions {
   userData: Uint8Array;
   /** Clock for certificate validity (default: now). */
   now?: Date;
-  /** Proof of AK activation (EK-CA policies only). */
-  akTrust?: ActivatedAk;
+  /** Proof of AK activation (EK-CA policies only; ignored under pinned AKs). */
+  akTrust?: ActivatedAk | PreverifiedActivatedAk;
   /** TEE trust anchors other than AMD's and Intel's (tests only). */
   teeTrust?: TeeTrustOverrides;
 }
@@ -116,6 +145,8 @@ export interface VerifyResult {
   warnings: CheckOutcome[];
   /** The AK: its TPM name (hex) and its pin (`sha256:<hex of TPM2B_PUBLIC>`), when parsed. */
   ak?: { name: string; digest: string };
+  /** How the AK was trusted, when every AK trust check held. */
+  akTrust?: AkTrustMode;
   /** SHA-256 PCR values carried by the document (index → hex). */
   pcrs: Record<string, string>;
   /** The document's variant, when it parsed. */
@@ -262,7 +293,7 @@ export async function verifyTpmDocument(
   }
 
   // Trust in the AK.
-  await checkAkTrust(policy, opts, ev, pin, akName, fail);
+  const akTrust = await checkAkTrust(policy, opts, ev, pin, akName, fail);
 
   // The quote and its signature.
   let quote: TpmsAttest | undefined;
@@ -332,10 +363,12 @@ export async function verifyTpmDocument(
     failures,
     warnings,
     ak: akName ? { name: toHex(akName), digest: pin } : undefined,
+    akTrust,
     pcrs: pcrsOut,
   };
 }
 
+/** The AK trust checks; returns the mode when all of them held. */
 async function checkAkTrust(
   policy: Policy,
   opts: VerifyOptions,
@@ -343,21 +376,33 @@ async function checkAkTrust(
   pin: string,
   akName: Uint8Array | undefined,
   fail: (check: string, message: string) => void,
-): Promise<void> {
+): Promise<AkTrustMode | undefined> {
   const akPolicy = policy.ak;
   if (!akPolicy) {
     fail("ak.trust", "the policy has no `ak` section, so it trusts no attestation key");
-    return;
+    return undefined;
   }
   if ("pinned" in akPolicy) {
     if (!akPolicy.pinned.some((p) => p.toLowerCase() === pin)) {
       fail("ak.pinned", `the AK ${pin} is not enrolled in the policy`);
+      return undefined;
     }
-    return;
+    return "pinned";
   }
+  const act = opts.akTrust;
+  if (act?.activated && "ekChainVerified" in act && act.ekChainVerified === true) {
+    // The caller verified the chain and made the credential to that EK for this AK name.
+    if (!akName || !bytesEqual(act.akName, akName)) {
+      fail("ak.activation", "the activated AK name differs from the document's AK");
+      return undefined;
+    }
+    return "ek-ca-verified+activation";
+  }
+  let ok = true;
   let certEk: TpmtPublic | undefined;
   if (!ev.ekCertificate) {
     fail("ek.certificate", "the document carries no EK certificate");
+    ok = false;
   } else {
     try {
       const r = await verifyEkCertificate(ev.ekCertificate, {
@@ -370,30 +415,34 @@ async function checkAkTrust(
         "ek.certificate",
         e instanceof ConfidantError ? e.message : `malformed: ${messageOf(e)}`,
       );
+      ok = false;
     }
   }
-  const act = opts.akTrust;
-  if (!act?.activated) {
+  if (!act?.activated || !("ekPublic" in act)) {
     fail(
       "ak.activation",
       "EK-CA trust needs a live credential activation (MakeCredential/ActivateCredential " +
         "with the KMS); a stored document alone cannot prove the AK",
     );
-    return;
+    return undefined;
   }
   if (!akName || !bytesEqual(act.akName, akName)) {
     fail("ak.activation", "the activated AK name differs from the document's AK");
+    ok = false;
   }
   if (certEk) {
     try {
       const [a, b] = [await computeName(act.ekPublic), await computeName(certEk)];
       if (!bytesEqual(a, b)) {
         fail("ak.activation", "the credential was made for an EK other than the certified one");
+        ok = false;
       }
     } catch (e) {
       fail("ak.activation", `the activated EK cannot be compared: ${messageOf(e)}`);
+      ok = false;
     }
   }
+  return ok ? "ek-ca+activation" : undefined;
 }
 
 function checkPcrs(

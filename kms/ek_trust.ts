@@ -7,10 +7,11 @@
  *   certificate and exporting its key costs milliseconds; the result depends on the bytes only.
  * - **Verified chains, per policy version**: the state is keyed by the policy's
  *   `ekCaCertificates` array (a reload makes a new array, so a new, empty state; the old one
- *   is garbage-collected). It holds the parsed anchors and, keyed by SHA-256 of the EK DER and
- *   the intermediates offered, the outcome of `verifyEkCertificate` with the time window in
- *   which every certificate of the chain it built is valid. A hit outside that window is
- *   verified again. Failures are never cached.
+ *   is garbage-collected). It holds the anchors parsed once ({@link EkTrustAnchors}, passed to
+ *   every `verifyEkCertificate` of that version) and, keyed by SHA-256 of the EK DER and the
+ *   intermediates offered, the outcome of `verifyEkCertificate` with the window in which every
+ *   certificate of the chain it built is valid (`validFrom`..`validUntil`). A hit outside that
+ *   window is verified again. Failures are never cached.
  *
  * @module
  */
@@ -19,8 +20,8 @@ import type * as x509 from "../lib/x509.ts";
 import { toHex } from "../lib/bytes.ts";
 import {
   ekPublicFromCertificate,
+  EkTrustAnchors,
   parseCertificate,
-  parsePemBundle,
   verifyEkCertificate,
 } from "../attestation/ek_certificate.ts";
 import type { TpmtPublic } from "../attestation/tpm/mod.ts";
@@ -51,8 +52,8 @@ interface ChainEntry {
 interface PolicyState {
   /** SHA-256 over the CA PEMs: names the anchor set in session tokens. */
   digest: Uint8Array;
-  /** Parsed anchors (all certificates of every PEM entry); undefined if one does not parse. */
-  anchors?: x509.X509Certificate[];
+  /** Parsed anchors, or why a CA PEM of this version does not parse (reported every call). */
+  anchors: EkTrustAnchors | { error: unknown };
   chains: Map<string, ChainEntry>;
 }
 
@@ -88,12 +89,12 @@ export class EkTrust {
   constructor(private readonly maxEntries = 4096) {}
 
   /** The parsed EK of a certificate (cached by its DER digest); throws as the parser does. */
-  known(der: Uint8Array): KnownEk {
+  known(der: Uint8Array, parsed?: x509.X509Certificate): KnownEk {
     const digest = sha256(der);
     const key = toHex(digest);
     const hit = this.parsed.get(key);
     if (hit) return hit;
-    const cert = parseCertificate(der);
+    const cert = parsed ?? parseCertificate(der);
     const ek: KnownEk = {
       certificateDigest: digest,
       ekPublic: ekPublicFromCertificate(cert),
@@ -106,11 +107,11 @@ export class EkTrust {
   private state(caCertificates: readonly string[]): PolicyState {
     let s = this.policies.get(caCertificates);
     if (!s) {
-      let anchors: x509.X509Certificate[] | undefined;
+      let anchors: PolicyState["anchors"];
       try {
-        anchors = caCertificates.flatMap((p) => parsePemBundle(p));
-      } catch {
-        anchors = undefined; // verifyEkCertificate reports it; nothing is cached
+        anchors = EkTrustAnchors.fromPem(caCertificates);
+      } catch (error) {
+        anchors = { error };
       }
       s = { digest: anchorSetDigest(caCertificates), anchors, chains: new Map() };
       this.policies.set(caCertificates, s);
@@ -140,27 +141,14 @@ export class EkTrust {
     const t = now.getTime();
     const hit = s.chains.get(key);
     if (hit && hit.notBefore <= t && t <= hit.notAfter) return { ...hit.ek, cached: true };
-    const r = await verifyEkCertificate(der, {
-      caCertificates: [...caCertificates],
-      intermediates: [...intermediates],
-      now,
-    });
-    const ek = this.known(der);
-    if (s.anchors) {
-      // The window of the certificates the chain went through (by subject; when several
-      // candidates share a subject, all of them narrow it, which only makes it shorter).
-      const used = new Set(r.chain.slice(1));
-      const pool = [...intermediates.map((c) => parseCertificate(c)), ...s.anchors];
-      let notBefore = r.certificate.notBefore.getTime();
-      let notAfter = r.certificate.notAfter.getTime();
-      for (const c of pool) {
-        if (!used.has(c.subject)) continue;
-        notBefore = Math.max(notBefore, c.notBefore.getTime());
-        notAfter = Math.min(notAfter, c.notAfter.getTime());
-      }
-      if (notBefore <= t && t <= notAfter) {
-        remember(s.chains, key, { ek, notBefore, notAfter }, this.maxEntries);
-      }
+    if (!(s.anchors instanceof EkTrustAnchors)) throw s.anchors.error;
+    const leaf = parseCertificate(der);
+    const r = await verifyEkCertificate(leaf, { anchors: s.anchors, intermediates, now });
+    const ek = this.known(der, leaf);
+    const notBefore = r.validFrom.getTime();
+    const notAfter = r.validUntil.getTime();
+    if (notBefore <= t && t <= notAfter) {
+      remember(s.chains, key, { ek, notBefore, notAfter }, this.maxEntries);
     }
     return { ...ek, cached: false };
   }

@@ -17,7 +17,12 @@ import { describeError } from "../lib/errors.ts";
 import { parseCertificate } from "../attestation/ek_certificate.ts";
 import { makeCredential } from "../attestation/tpm/credential/mod.ts";
 import { computeName, unmarshalTpm2bPublic } from "../attestation/tpm/structures/mod.ts";
-import { akPin, verifyDocument } from "../attestation/verify.ts";
+import {
+  akPin,
+  type AkTrustMode,
+  type PreverifiedActivatedAk,
+  verifyDocument,
+} from "../attestation/verify.ts";
 import type { TeeTrustOverrides } from "../attestation/tee_verify.ts";
 import { EkTrust, type KnownEk } from "./ek_trust.ts";
 import type { KmsPolicy } from "./policy.ts";
@@ -88,7 +93,16 @@ export interface EvidenceInput {
 
 /** Step 2 of the protocol. */
 export interface EvidenceVerifier {
-  verify(input: EvidenceInput): Promise<{ checks: string[]; detail?: string }>;
+  verify(input: EvidenceInput): Promise<EvidenceResult>;
+}
+
+/** Outcome of step 2. */
+export interface EvidenceResult {
+  /** Failed checks (empty: passed). */
+  checks: string[];
+  detail?: string;
+  /** How the AK was trusted, when it was (`verifyDocument`'s `akTrust`). */
+  akTrust?: AkTrustMode;
 }
 
 /** The EK caches shared by the default issuer and verifier of this process. */
@@ -189,17 +203,20 @@ export interface EvidenceVerifierOptions {
 }
 
 /**
- * Step 2 for TPMs: `verifyDocument` of the attestation area with the session's nonce and the
- * expected userData; the document's AK must be the one the credential was made for.
+ * Step 2 (every variant: `tpm`, and the TPM half plus the TEE half of `sev-snp`/`tdx`):
+ * `verifyDocument` of the attestation area with the session's nonce and the expected
+ * userData; the document's AK must be the one the credential was made for
+ * (`ak.session_mismatch`).
  *
  * Under EK-CA trust the chain is not checked again: step 1 verified it and made the credential
  * to that EK for this AK name, and the service has checked the activated secret, so the AK
- * with that name is proven. The document is therefore verified against the policy with `ak`
- * narrowed to `pinned: [this AK]`, which checks everything else (signature, qualifying data,
- * PCRs) without redoing the chain. The session must have been begun under the EK CA set in
- * force now (else `ek.policy_changed`: begin again), and an EK certificate in the document, if
- * any, must be the session's (`ek.session_mismatch`). Under pinned trust the policy is used as
- * it is, so a pin removed since step 1 is honoured.
+ * with that name is proven. The document is verified against the policy as it is, with
+ * `akTrust: { activated: true, akName, ekChainVerified: true }`, which checks everything else
+ * (signature, qualifying data, PCRs, TEE half) and reports the AK as trusted by
+ * `ek-ca-verified+activation`. The session must have been begun under the EK CA set in force
+ * now (else `ek.policy_changed`: begin again), and an EK certificate in the document, if any,
+ * must be the session's (`ek.session_mismatch`). Under pinned trust no activation is claimed,
+ * so a pin removed since step 1 is honoured.
  */
 export function createTpmEvidenceVerifier(
   trust: EkTrust = sharedEkTrust,
@@ -215,24 +232,21 @@ export function createTpmEvidenceVerifier(
       };
       const doc = input.evidence as { tpm?: { akPublic?: unknown; ekCertificate?: unknown } };
       const akPolicy = input.policy.ak;
-      let policy = input.policy;
+      let akTrust: PreverifiedActivatedAk | undefined;
 
       // The AK must be the one the credential was made for.
-      let docAk: Uint8Array | undefined;
       const akB64 = doc.tpm?.akPublic;
       try {
         if (typeof akB64 !== "string" || akB64.length > 4096) throw new Error("no akPublic");
-        docAk = fromBase64(akB64, "akPublic");
+        const docAk = fromBase64(akB64, "akPublic");
         const name = await computeName(unmarshalTpm2bPublic(docAk).tpmtBytes);
         if (!bytesEqual(name, input.akName)) {
-          docAk = undefined;
           fail(
             "ak.session_mismatch",
             "the document's AK is not the one the credential was made for",
           );
         }
       } catch {
-        docAk = undefined;
         fail("ak.session_mismatch", "the document's AK cannot be read");
       }
 
@@ -257,23 +271,26 @@ export function createTpmEvidenceVerifier(
             fail("ek.session_mismatch", "the document's EK certificate cannot be read");
           }
         }
-        // The activated AK is trusted as if pinned; a mismatched AK is trusted for nothing.
-        policy = docAk
-          ? { ...input.policy, ak: { pinned: [akPin(docAk)] } }
-          : { ...input.policy, ak: undefined };
+        // Step 1 verified the chain; the activation proves the AK with the session's name.
+        akTrust = { activated: true, akName: input.akName, ekChainVerified: true };
       }
-      const r = await verifyDocument(input.evidence, policy, {
+      const r = await verifyDocument(input.evidence, input.policy, {
         nonce: input.nonce,
         userData: input.userData,
         now: input.now,
+        akTrust,
         teeTrust: options.teeTrust,
       });
       for (const f of r.failures) {
-        // Without a usable AK the verifier says "no AK trusted": already named above.
-        if (f.check === "ak.trust" && checks.includes("ak.session_mismatch")) continue;
+        // Another AK than the session's: already named above.
+        if (f.check === "ak.activation" && checks.includes("ak.session_mismatch")) continue;
         fail(f.check, f.message);
       }
-      return { checks, detail: details.join("; ").slice(0, 1000) || undefined };
+      return {
+        checks,
+        detail: details.join("; ").slice(0, 1000) || undefined,
+        akTrust: r.akTrust,
+      };
     },
   };
 }

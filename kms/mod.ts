@@ -27,6 +27,7 @@ export { KmsService, type KmsServiceDeps } from "./service.ts";
 export type {
   CredentialIssuer,
   Endorsement,
+  EvidenceResult,
   EvidenceVerifier,
   EvidenceVerifierOptions,
 } from "./evidence.ts";

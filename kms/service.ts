@@ -156,6 +156,7 @@ export class KmsService {
     const policy = this.d.policy();
     const checks: string[] = [];
     const details: string[] = [];
+    let akTrust: string | undefined;
     const activated = fromBase64(req.activatedSecret, "activatedSecret");
     if (!constantTimeEqual(await sha256(activated), claims.secretDigest)) {
       checks.push("credential.mismatch");
@@ -187,6 +188,7 @@ export class KmsService {
       });
       for (const c of v.checks) if (!checks.includes(c)) checks.push(c);
       if (v.detail) details.push(v.detail);
+      akTrust = v.akTrust;
     } catch (e) {
       checks.push("evidence.malformed");
       details.push(describeError(e).message);
@@ -255,7 +257,8 @@ export class KmsService {
       source,
       identity,
       request,
-      detail: `${enrolled ? "enrolled; " : ""}join ${join.available ? "issued" : "unavailable"}`,
+      detail: `${enrolled ? "enrolled; " : ""}${claims.variant}; ak ${akTrust ?? "trusted"}; ` +
+        `join ${join.available ? "issued" : "unavailable"}`,
     });
     return { ok: true, body: { release } };
   }

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   ekPublicFromCertificate,
+  EkTrustAnchors,
   parseCertificate,
+  parsePemBundle,
   verifyEkCertificate,
 } from "../../attestation/ek_certificate.ts";
 import { makeCredential } from "../../attestation/tpm/credential/mod.ts";
@@ -148,4 +150,65 @@ Deno.test("verifyEkCertificate() checks stored swtpm certificates offline at a f
       ConfidantError,
     );
   }
+});
+
+Deno.test("verifyEkCertificate() with prepared anchors decides as with PEMs and gives the chain's window", async () => {
+  const td = new URL("../testdata/attestation/", import.meta.url);
+  const chain = await Deno.readTextFile(new URL("swtpm_localca_chain.pem", td));
+  const [issuerPem, rootPem] = chain.match(
+    /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g,
+  )!;
+  const now = new Date("2030-01-01T00:00:00Z");
+  const der = await Deno.readFile(new URL("swtpm_ek_rsa2048.der", td));
+  const leaf = parseCertificate(der);
+  const [issuer, root] = [parseCertificate(issuerPem), parseCertificate(rootPem)];
+  const all = EkTrustAnchors.fromPem([chain]);
+  assert.equal(all.certificates.length, 2);
+  const rootOnly = EkTrustAnchors.of(parsePemBundle(rootPem));
+
+  const viaPem = await verifyEkCertificate(der, { caCertificates: [chain], now });
+  const viaHandle = await verifyEkCertificate(der, { anchors: all, now });
+  const viaArray = await verifyEkCertificate(der, { anchors: [issuer, root], now });
+  for (const r of [viaHandle, viaArray]) {
+    assert.deepEqual(r.chain, viaPem.chain);
+    assert.equal(toHex(await computeName(r.ekPublic)), toHex(await computeName(viaPem.ekPublic)));
+  }
+  // Through the intermediate to the root: the window is the intersection of all three.
+  const r = await verifyEkCertificate(der, {
+    anchors: rootOnly,
+    intermediates: [der, issuerPem],
+    now,
+  });
+  assert.equal(r.chain.length, 3);
+  const from = Math.max(...[leaf, issuer, root].map((c) => c.notBefore.getTime()));
+  const until = Math.min(...[leaf, issuer, root].map((c) => c.notAfter.getTime()));
+  assert.equal(r.validFrom.getTime(), from);
+  assert.equal(r.validUntil.getTime(), until);
+  // The same refusals as with PEMs.
+  await assert.rejects(
+    verifyEkCertificate(der, { anchors: rootOnly, now }),
+    (e) => e instanceof ConfidantError && e.code === "ek.certificate",
+  );
+  await assert.rejects(
+    verifyEkCertificate(der, { anchors: EkTrustAnchors.of([]), now }),
+    /no EK CA certificates/,
+  );
+  await assert.rejects(
+    verifyEkCertificate(der, { anchors: all, now: new Date(until + 1000) }),
+    /not valid/,
+  );
+  // Exactly one source of anchors.
+  await assert.rejects(
+    verifyEkCertificate(der, { anchors: all, caCertificates: [chain], now }),
+    (e) => e instanceof ConfidantError && e.code === "ek.options",
+  );
+  await assert.rejects(
+    verifyEkCertificate(der, { now }),
+    (e) => e instanceof ConfidantError && e.code === "ek.options",
+  );
+  // A CA PEM that does not parse is refused when the anchors are prepared.
+  assert.throws(
+    () => EkTrustAnchors.fromPem(["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"]),
+    ParseError,
+  );
 });

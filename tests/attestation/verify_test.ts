@@ -3,7 +3,12 @@ import { akPin, verifyDocument, type VerifyOptions } from "../../attestation/ver
 import { parsePolicy, type Policy } from "../../attestation/policy.ts";
 import type { TpmDocument } from "../../attestation/document.ts";
 import { fromBase64, fromHex, toBase64 } from "../../lib/bytes.ts";
-import { EK_TEMPLATE_ECC_P256 } from "../../attestation/tpm/mod.ts";
+import {
+  computeName,
+  EK_TEMPLATE_ECC_P256,
+  unmarshalTpm2bPublic,
+} from "../../attestation/tpm/mod.ts";
+import { makeSoftAk, SOFT_PCRS, softTpmDocument } from "./_tee_fixtures.ts";
 
 const TD = new URL("../testdata/attestation/", import.meta.url);
 const DOC: TpmDocument = JSON.parse(
@@ -219,4 +224,61 @@ Deno.test("verifyDocument() reports non-documents as document.schema", async () 
     const r = await verifyDocument(bad, POLICY, OPTS);
     assert.deepEqual(checks(r), ["document.schema"]);
   }
+});
+
+Deno.test("verifyDocument() with akTrust ekChainVerified trusts the activated AK without an EK chain and says so", async (t) => {
+  const caPem = await Deno.readTextFile(new URL("swtpm_localca_chain.pem", TD));
+  const ak = await makeSoftAk();
+  const other = await makeSoftAk();
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const userData = crypto.getRandomValues(new Uint8Array(32));
+  const doc = await softTpmDocument(ak, nonce, userData);
+  assert.equal(doc.tpm.ekCertificate, undefined, "no EK certificate to check");
+  const akName = await computeName(unmarshalTpm2bPublic(ak.akPublic).tpmtBytes);
+  const pcrs = { "7": { expected: [SOFT_PCRS["7"]] } };
+  const ekCa = parsePolicy({ pcrs, ak: { ekCaCertificates: [caPem] } });
+  const preverified = { activated: true as const, akName, ekChainVerified: true as const };
+  const names = (r: { failures: { check: string }[] }) => r.failures.map((f) => f.check);
+
+  await t.step("the activated AK passes, reported as ek-ca-verified+activation", async () => {
+    const r = await verifyDocument(doc, ekCa, { nonce, userData, akTrust: preverified });
+    assert.deepEqual(names(r), []);
+    assert.equal(r.ok, true);
+    assert.equal(r.akTrust, "ek-ca-verified+activation");
+  });
+  await t.step("another AK name is ak.activation, and nothing is reported trusted", async () => {
+    const otherName = await computeName(unmarshalTpm2bPublic(other.akPublic).tpmtBytes);
+    const r = await verifyDocument(doc, ekCa, {
+      nonce,
+      userData,
+      akTrust: { ...preverified, akName: otherName },
+    });
+    assert.deepEqual(names(r), ["ak.activation"]);
+    assert.equal(r.akTrust, undefined);
+  });
+  await t.step("without it the same document needs the EK chain and an activation", async () => {
+    const r = await verifyDocument(doc, ekCa, { nonce, userData });
+    assert.deepEqual(names(r).sort(), ["ak.activation", "ek.certificate"]);
+    assert.equal(r.akTrust, undefined);
+  });
+  await t.step("the other checks still run (PCRs, nonce)", async () => {
+    const strict = parsePolicy({
+      pcrs: { "7": { expected: ["00".repeat(32)] } },
+      ak: { ekCaCertificates: [caPem] },
+    });
+    const r = await verifyDocument(doc, strict, {
+      nonce: new Uint8Array(32),
+      userData,
+      akTrust: preverified,
+    });
+    assert.deepEqual(names(r).sort(), ["document.nonce", "pcr.7", "quote.qualifying_data"]);
+  });
+  await t.step("under pinned AKs it is ignored: the pin decides", async () => {
+    const pinned = parsePolicy({ pcrs, ak: { pinned: [ak.pin] } });
+    const ok = await verifyDocument(doc, pinned, { nonce, userData, akTrust: preverified });
+    assert.equal(ok.akTrust, "pinned");
+    const notPinned = parsePolicy({ pcrs, ak: { pinned: [other.pin] } });
+    const r = await verifyDocument(doc, notPinned, { nonce, userData, akTrust: preverified });
+    assert.deepEqual(names(r), ["ak.pinned"]);
+  });
 });

@@ -163,7 +163,10 @@ Deno.test("KMS admits a sev-snp node only when both halves hold, and names the h
       assert.equal(toHex(a.diskKey), toHex(b.diskKey));
     });
 
-    await t.step("refusals are audited with the checks named", () => {
+    await t.step("releases and refusals are audited", () => {
+      // Releases say the variant and how the AK was trusted (chain at begin + activation).
+      const released = audit.entries.filter((r) => r.decision === "released");
+      assert.ok(released.some((r) => r.detail?.includes("sev-snp; ak ek-ca-verified+activation")));
       const refused = audit.entries.filter((r) => r.decision === "refused");
       assert.ok(refused.some((r) => r.checks?.includes("tee.policy.measurement")));
       assert.ok(refused.some((r) => r.event === "begin" && r.checks?.includes("document.variant")));
