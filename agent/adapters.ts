@@ -18,6 +18,7 @@ import { ConfidantError } from "../lib/errors.ts";
 import { Tpm } from "../attestation/tpm/client.ts";
 import { openTransport } from "../attestation/tpm/transport/open.ts";
 import { issueDocument } from "../attestation/issue.ts";
+import type { TeeChoice, TeeIssueOptions } from "../attestation/tee_issue.ts";
 import {
   KmsRefusedError as KmsClientRefused,
   requestRelease,
@@ -57,9 +58,29 @@ export class TpmAccess {
   }
 }
 
-/** `/v1/attestation` documents from the TPM. */
-export function tpmAttestor(tpm: TpmAccess): Attestor {
-  return { document: (nonce) => tpm.with((t) => issueDocument(t, { nonce })) };
+/** Which TEE evidence to add, and how to reach configfs-tsm (see agent config `attestation`). */
+export interface TeeSettings {
+  /** Default `"auto"`: an SEV-SNP/TDX document on such a guest, else a `tpm` document. */
+  tee?: TeeChoice;
+  /** configfs-tsm location and cached chain/collateral (tests: a fake kernel). */
+  teeOptions?: TeeIssueOptions;
+}
+
+/**
+ * `/v1/attestation` documents from the TPM, with the same TEE evidence as the node's release
+ * requests (so a verifier sees the variant the KMS sees).
+ */
+export function tpmAttestor(tpm: TpmAccess, tee: TeeSettings = {}): Attestor {
+  return {
+    document: (nonce) =>
+      tpm.with((t) =>
+        issueDocument(t, {
+          nonce,
+          tee: tee.tee ?? "auto",
+          ...(tee.teeOptions ? { teeOptions: tee.teeOptions } : {}),
+        })
+      ),
+  };
 }
 
 const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
@@ -83,12 +104,14 @@ export function classifyKmsError(e: unknown): unknown {
 }
 
 /** Options of {@link kmsClientAdapter}. */
-export interface KmsAdapterOptions {
+export interface KmsAdapterOptions extends TeeSettings {
   kmsUrl: string;
   fingerprint: string;
   tpm: TpmAccess;
   /** Passed through to requestRelease (tests: transport, pcrs, ekKind). */
-  extra?: Partial<Omit<RequestReleaseOptions, "kmsUrl" | "fingerprint" | "tpm" | "request">>;
+  extra?: Partial<
+    Omit<RequestReleaseOptions, "kmsUrl" | "fingerprint" | "tpm" | "request" | "tee" | "teeOptions">
+  >;
 }
 
 /** The {@link KmsClient} port over kms/client.ts `requestRelease`. */
@@ -99,6 +122,8 @@ export function kmsClientAdapter(opts: KmsAdapterOptions): KmsClient {
         const r = await opts.tpm.with((tpm) =>
           requestRelease({
             ...opts.extra,
+            tee: opts.tee ?? "auto",
+            ...(opts.teeOptions ? { teeOptions: opts.teeOptions } : {}),
             kmsUrl: opts.kmsUrl,
             fingerprint: opts.fingerprint,
             tpm,

@@ -118,6 +118,16 @@ export const AgentConfigSchema = z.strictObject({
     strictModeKeys: "egress" as const,
     readyTimeoutSeconds: 900,
   })),
+  /**
+   * Attestation evidence: `tee` is the TEE report added to the TPM quote, in every release
+   * request and on `/v1/attestation`. `auto` (default) detects an SEV-SNP or TDX guest
+   * through configfs-tsm and falls back to a plain `tpm` document where there is none;
+   * `sev-snp`/`tdx` require that TEE (the boot fails where it cannot be reached); `none`
+   * never adds one. The KMS policy decides which variants it accepts.
+   */
+  attestation: z.strictObject({
+    tee: z.enum(["auto", "sev-snp", "tdx", "none"]).default("auto"),
+  }).default({ tee: "auto" }),
   /** Address of the agent's HTTP endpoint. */
   listen: hostPort.default("0.0.0.0:9443"),
 }).refine((c) => c.role === "init" || c.kms !== undefined, {
@@ -140,6 +150,7 @@ export const CMDLINE_KEYS: Readonly<
   "confidant.node_name": { path: ["nodeName", "name"], type: "string" },
   "confidant.node_ip": { path: ["kubeadm", "nodeIp"], type: "string" },
   "confidant.listen": { path: ["listen"], type: "string" },
+  "confidant.tee": { path: ["attestation", "tee"], type: "string" },
   "confidant.cilium_apply": { path: ["cilium", "applyConfig"], type: "boolean" },
 };
 

@@ -106,7 +106,7 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
     : undefined;
   const app = createAgentApp({
     state,
-    attestor: tpm ? tpmAttestor(tpm) : undefined,
+    attestor: tpm && early ? tpmAttestor(tpm, { tee: early.config.attestation.tee }) : undefined,
     log,
     bootstrap,
   });
@@ -131,6 +131,7 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
         kmsUrl: joiningConfig(config).kms.url,
         fingerprint: joiningConfig(config).kms.fingerprint,
         tpm: tpm ?? new TpmAccess(config.tpm.device),
+        tee: config.attestation.tee,
       }),
     disk: (config) => lazyStateDisk(config),
     mounter: new HostMounter(runner),

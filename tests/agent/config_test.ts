@@ -118,3 +118,38 @@ Deno.test("loadAgentConfig() accepts role init without a KMS and refuses other r
     /kms: kms is required unless role is init/,
   );
 });
+
+Deno.test("loadAgentConfig() attestation.tee: default auto, the four choices, strict, command line", async (t) => {
+  await t.step("default auto", () => {
+    assert.deepEqual(loadAgentConfig(MINIMAL).config.attestation, { tee: "auto" });
+    assert.deepEqual(loadAgentConfig(MINIMAL + "attestation: {}\n").config.attestation, {
+      tee: "auto",
+    });
+  });
+  await t.step("each choice", () => {
+    for (const tee of ["auto", "sev-snp", "tdx", "none"]) {
+      assert.equal(
+        loadAgentConfig(MINIMAL + `attestation:\n  tee: ${tee}\n`).config.attestation.tee,
+        tee,
+      );
+    }
+  });
+  await t.step("an unknown choice or key is named", () => {
+    assert.match(
+      configError(() => loadAgentConfig(MINIMAL + "attestation:\n  tee: sgx\n")),
+      /attestation\.tee/,
+    );
+    assert.match(
+      configError(() => loadAgentConfig(MINIMAL + "attestation:\n  tee: tdx\n  vmpl: 0\n")),
+      /unknown key attestation\.vmpl/,
+    );
+  });
+  await t.step("confidant.tee on the kernel command line", () => {
+    const { config, sources } = loadAgentConfig(
+      MINIMAL + "attestation:\n  tee: none\n",
+      "quiet confidant.tee=sev-snp",
+    );
+    assert.equal(config.attestation.tee, "sev-snp");
+    assert.deepEqual(sources.fromCmdline, ["attestation.tee"]);
+  });
+});
