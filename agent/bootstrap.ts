@@ -15,8 +15,10 @@
  * The KMS runs in-process in the agent on control-plane nodes (not as a static pod or
  * DaemonSet): its code is then part of the measured node image that the operator (and every
  * joining node) attests, it needs no container image, registry or kubelet to be trusted, and
- * it is up before the cluster is — the {@link BootstrapDeps.startKms} port receives the store
- * and KEK once the master secret is stored.
+ * it is up before the cluster is — the {@link BootstrapDeps.startKms} port receives the store,
+ * the KEK and the KMS policy once the master secret is stored (agent/kms_host.ts serves it).
+ * The policy comes sealed in the payload (`kmsPolicy`, by default the operator's own policy
+ * for workers) and is kept on the state disk for a later `recover`.
  *
  * Refusals: a second `init` of an initialised node (in memory, or a state disk already
  * formatted) is `409 already_initialised`; `recover` of a node without a state disk is
@@ -36,6 +38,8 @@ import { initKms } from "../kms/server.ts";
 import { KubeStore } from "../kms/k8s_store.ts";
 import type { SecretsApi } from "../kms/kube.ts";
 import type { KmsStore } from "../kms/store.ts";
+import { type KmsPolicy, kmsPolicySchema } from "../kms/policy.ts";
+import { parsePolicy } from "../attestation/policy.ts";
 import {
   type AttestRequest,
   type AttestResponse,
@@ -114,8 +118,23 @@ export interface BootstrapDeps {
   kube(kubeconfigPath: string): Promise<KubeApi>;
   /** Secrets API authenticated by a kubeconfig. */
   secrets(kubeconfigPath: string): Promise<SecretsApi>;
-  /** Start the in-process KMS over the stored master secret (absent: not started). */
-  startKms?(o: { store: KmsStore; kek: Uint8Array; clusterName: string }): Promise<void>;
+  /**
+   * Start the in-process KMS over the stored master secret (absent: not started); resolves
+   * with where joining nodes reach it and the TLS fingerprint they pin.
+   */
+  startKms?(o: {
+    store: KmsStore;
+    kek: Uint8Array;
+    clusterName: string;
+    /** The policy from the payload (or kept from the last init), with a `join` section. */
+    policy: KmsPolicy;
+    /** `<mountPoint>/kms` on the encrypted state disk. */
+    stateDir: string;
+    /** Secrets API of the admin kubeconfig (bootstrap tokens). */
+    secrets: SecretsApi;
+    /** The admin kubeconfig (the cluster CA for discovery hashes). */
+    adminKubeconfig: string;
+  }): Promise<{ url: string; fingerprint: string }>;
   logger: Logger;
   /** Program for kubeadm (default `kubeadm`). */
   kubeadm?: string;
@@ -419,7 +438,28 @@ export class NodeBootstrap {
           },
         });
       }
-      await this.deps.startKms?.({ store, kek, clusterName: master.clusterId });
+      const kmsPolicy = await this.#kmsPolicy(p, `${mp}/kms/policy.json`);
+      let kms: InitResult["kms"];
+      if (this.deps.startKms && kmsPolicy) {
+        try {
+          kms = await this.deps.startKms({
+            store,
+            kek,
+            clusterName: master.clusterId,
+            policy: kmsPolicy,
+            stateDir: `${mp}/kms`,
+            secrets,
+            adminKubeconfig: admin,
+          });
+        } finally {
+          wipe(kek);
+        }
+      } else {
+        wipe(kek);
+        if (this.deps.startKms) {
+          log.warn("no KMS policy (payload or state disk): KMS not started", {});
+        }
+      }
 
       // The cluster ID into PCR 15 (once per boot).
       await this.#extendClusterPcr(clusterId);
@@ -432,11 +472,55 @@ export class NodeBootstrap {
         disk: diskOutcome,
         kubeadm,
         masterStored,
+        ...(kms ? { kms } : {}),
       };
     } finally {
       wipe(master.secret);
       wipe(master.salt);
     }
+  }
+
+  /**
+   * The in-process KMS's policy: the payload's (kept at `path` on the state disk for a later
+   * recover) or, without one, the kept one. A policy without `join` gets one for this node's
+   * API server and kubeadm's certificate-key Secret.
+   */
+  async #kmsPolicy(p: InitPayload, path: string): Promise<KmsPolicy | undefined> {
+    if (p.kmsPolicy) {
+      const policy = this.#withJoin(parsePolicy(p.kmsPolicy, kmsPolicySchema), p);
+      await this.deps.files.remove(path);
+      await this.deps.files.writeSecret(path, JSON.stringify(policy) + "\n");
+      return policy;
+    }
+    if (!await this.deps.files.exists(path)) return undefined;
+    try {
+      return this.#withJoin(
+        parsePolicy(JSON.parse(await this.deps.readText(path)), kmsPolicySchema),
+        p,
+      );
+    } catch (e) {
+      throw new ConfidantError("agent.kms_policy", `${path}: ${describeError(e).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** `policy`, with a `join` section for this node's API server when it has none. */
+  #withJoin(policy: KmsPolicy, p: InitPayload): KmsPolicy {
+    if (policy.join) return policy;
+    const k = this.deps.config.kubeadm;
+    const address = k.advertiseAddress ?? k.nodeIp;
+    const endpoint = p.kubernetes?.controlPlaneEndpoint ??
+      (address ? `${address.includes(":") ? `[${address}]` : address}:${k.bindPort}` : undefined);
+    if (!endpoint) return policy;
+    return {
+      ...policy,
+      join: {
+        apiServerEndpoint: endpoint,
+        certificateKeySecret: { ...CERTIFICATE_KEY_SECRET },
+        ttlMinutes: 15,
+      },
+    };
   }
 
   /** The KMS's KEK on the (encrypted, mounted) state disk; made on first use. */

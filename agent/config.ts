@@ -128,6 +128,18 @@ export const AgentConfigSchema = z.strictObject({
   attestation: z.strictObject({
     tee: z.enum(["auto", "sev-snp", "tdx", "none"]).default("auto"),
   }).default({ tee: "auto" }),
+  /**
+   * The KMS this node runs in-process once it took a cluster (role init, after
+   * `confidant init` or `confidant recover`): where it listens, and extra DNS names or
+   * addresses for its self-signed certificate (nodes pin its fingerprint, so names are
+   * informational). `url` is what joining nodes are told (default: https:// the node's
+   * advertise address or node IP, else the listen host, with the listen port).
+   */
+  kmsServer: z.strictObject({
+    listen: hostPort.default("0.0.0.0:9444"),
+    names: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.:-]+$/)).max(16).default([]),
+    url: z.url({ protocol: /^https$/, error: "must be an https:// URL" }).optional(),
+  }).default({ listen: "0.0.0.0:9444", names: [] }),
   /** Address of the agent's HTTP endpoint. */
   listen: hostPort.default("0.0.0.0:9443"),
 }).refine((c) => c.role === "init" || c.kms !== undefined, {

@@ -24,4 +24,5 @@ export * from "./service.ts";
 export * from "./bootstrap.ts";
 export * from "./init_config.ts";
 export * from "./init_http.ts";
+export * from "./kms_host.ts";
 export { commands } from "./commands.ts";

@@ -24,6 +24,7 @@ import type { DiskService } from "./ports.ts";
 import { openStateDisk } from "../cryptsetup/state_disk.ts";
 import { kubeSecretsApi, loadKubeConfig } from "../kms/kube.ts";
 import { NodeBootstrap } from "./bootstrap.ts";
+import { inProcessKmsStarter } from "./kms_host.ts";
 
 /** Options of {@link runAgentService}. */
 export interface AgentServiceOptions {
@@ -101,6 +102,7 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
       readText: (p) => Deno.readTextFile(p),
       kube: (p) => Promise.resolve(kubeApiFromFile(p)),
       secrets: (p) => Promise.resolve(kubeSecretsApi(loadKubeConfig({ kubeconfig: p }))),
+      startKms: inProcessKmsStarter({ config: early.config, log, signal: opts.signal }),
       logger: log,
     })
     : undefined;

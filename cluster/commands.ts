@@ -103,8 +103,17 @@ const init = defineCommand({
       return ExitCode.Failed;
     }
     await atomicWriteFile(i["kubeconfig-out"], out.result.adminKubeconfig);
-    if (i.json) ctx.out(JSON.stringify({ clusterId: out.clusterId, disk: out.result.disk }));
-    else ctx.out(`cluster ${i.name} initialised; cluster ID ${out.clusterId}`);
+    const kms = out.result.kms;
+    if (i.json) {
+      ctx.out(JSON.stringify({
+        clusterId: out.clusterId,
+        disk: out.result.disk,
+        ...(kms ? { kms } : {}),
+      }));
+    } else {
+      ctx.out(`cluster ${i.name} initialised; cluster ID ${out.clusterId}`);
+      if (kms) ctx.out(`KMS for joining nodes: ${kms.url} (TLS fingerprint ${kms.fingerprint})`);
+    }
     return ExitCode.Ok;
   },
 });

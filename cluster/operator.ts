@@ -19,7 +19,8 @@
  */
 import { constantTimeEqual, fromBase64, toBase64, wipe } from "../lib/bytes.ts";
 import { ConfidantError } from "../lib/errors.ts";
-import type { Policy } from "../attestation/policy.ts";
+import { parsePolicy, type Policy } from "../attestation/policy.ts";
+import { type KmsPolicy, kmsPolicySchema } from "../kms/policy.ts";
 import { type CheckOutcome, verifyDocument } from "../attestation/verify.ts";
 import { verifyEkCertificate } from "../attestation/ek_certificate.ts";
 import { makeCredential } from "../attestation/tpm/credential/mod.ts";
@@ -226,7 +227,17 @@ export interface InitNodeOptions {
   master: MasterSecret;
   /** Required for `init`. */
   kubernetes?: KubernetesSettings;
+  /**
+   * Policy of the node's in-process KMS; default: `policy` (the one the node was just
+   * attested against) with `roles: [worker]`.
+   */
+  kmsPolicy?: KmsPolicy;
   now?: Date;
+}
+
+/** The default policy of a first node's in-process KMS: the operator's, for workers only. */
+export function defaultKmsPolicy(policy: Policy): KmsPolicy {
+  return parsePolicy({ ...structuredClone(policy), roles: ["worker"] }, kmsPolicySchema);
 }
 
 /** Outcome of {@link initNode}: the attestation, and the result when it was sent. */
@@ -266,6 +277,7 @@ export async function initNode(o: InitNodeOptions): Promise<InitOutcome> {
       salt: toBase64(o.master.salt),
     },
     ...(o.kubernetes ? { kubernetes: o.kubernetes } : {}),
+    kmsPolicy: o.kmsPolicy ?? defaultKmsPolicy(o.policy),
   };
   const sealed = await sealJson(payload, attestation.nodeKey, INIT_INFO, aad);
   payload.cluster.masterSecret = "";

@@ -22,6 +22,7 @@ import { z } from "zod";
 import { concat, sha256, utf8 } from "../lib/bytes.ts";
 import { b64 } from "../kms/protocol.ts";
 import { CLUSTER_ID_RE } from "../kms/keys.ts";
+import { kmsPolicySchema } from "../kms/policy.ts";
 import { CLUSTER_ID_HEX_RE } from "./cluster_id.ts";
 
 /** Path of step 1. */
@@ -153,6 +154,14 @@ export const initPayloadSchema = z.strictObject({
   }),
   /** Required for `init`; `recover` uses what the node's state disk already holds. */
   kubernetes: kubernetesSettingsSchema.optional(),
+  /**
+   * Policy of the KMS the node runs in-process (who may join, with which PCRs, AK trust and
+   * roles). The operator's default: its own attestation policy with `roles: [worker]`. The
+   * node keeps it on its encrypted state disk; a `recover` without one reuses the kept one.
+   * The node adds a `join` section (its API server, kubeadm's certificate-key Secret) when
+   * there is none.
+   */
+  kmsPolicy: kmsPolicySchema.optional(),
 });
 /** The sealed init payload. */
 export type InitPayload = z.infer<typeof initPayloadSchema>;
@@ -167,6 +176,11 @@ export const initResultSchema = z.strictObject({
   kubeadm: z.enum(["ran", "skipped"]),
   /** The master secret was stored as a Kubernetes Secret now (false: it already was). */
   masterStored: z.boolean(),
+  /** The node's in-process KMS: where joining nodes reach it and the TLS key they pin. */
+  kms: z.strictObject({
+    url: z.string().max(300).regex(/^https:\/\/\S+$/, "must be an https:// URL"),
+    fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+  }).optional(),
 });
 /** The sealed result of init/recover. */
 export type InitResult = z.infer<typeof initResultSchema>;

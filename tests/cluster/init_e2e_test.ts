@@ -8,7 +8,9 @@
  *   master-secret Secret;
  * - kubeadm: a STAND-IN shell script that records its argv and --config file and writes an
  *   admin.conf (the stand-in API server's kubeconfig);
- * - operator: cluster/operator.ts over a real HTTP transport.
+ * - operator: cluster/operator.ts over a real HTTP transport;
+ * - KMS: the node's in-process KMS (agent/kms_host.ts, state in the API stand-in's Secrets)
+ *   asked by a second swtpm "joining node" with kms/client.ts requestRelease.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -21,13 +23,16 @@ import { parsePolicy } from "../../attestation/policy.ts";
 import { toHex } from "../../lib/bytes.ts";
 import { setLogSink } from "../../lib/log.ts";
 import { createMemoryStateDisk } from "../../cryptsetup/state_disk.ts";
-import { generateMasterSecret } from "../../kms/keys.ts";
+import { generateMasterSecret, KeyDeriver } from "../../kms/keys.ts";
+import { KmsRefusedError, requestRelease } from "../../kms/client.ts";
+import { KubeStore } from "../../kms/k8s_store.ts";
 import { kubeSecretsApi, loadKubeConfig } from "../../kms/kube.ts";
 import { loadAgentConfig } from "../../agent/config.ts";
 import { StateStore } from "../../agent/state.ts";
 import { HostCommandRunner, HostFiles } from "../../agent/host.ts";
 import { StateDiskAdapter, TpmAccess } from "../../agent/adapters.ts";
-import { NodeBootstrap } from "../../agent/bootstrap.ts";
+import { KMS_NAMESPACE, NodeBootstrap } from "../../agent/bootstrap.ts";
+import { type InProcessKms, inProcessKmsStarter } from "../../agent/kms_host.ts";
 import { createAgentApp } from "../../agent/http.ts";
 import type { CommandRunner } from "../../agent/ports.ts";
 import { initNode, NodeRefusedError, verifyCluster } from "../../cluster/operator.ts";
@@ -59,6 +64,9 @@ Deno.test("confidant init/recover/verify end to end: swtpm, stand-in kubeadm, AP
   const dir = await Deno.makeTempDir({ prefix: "cluster-e2e-" });
   const run = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "cluster-e2e-run-" });
   const sw = await startSwtpm({ ekCert: true });
+  // a second machine that joins through the first node's in-process KMS
+  const joiner = await startSwtpm({ ekCert: true });
+  const kmsServers: InProcessKms[] = [];
   const kube = startKubeStandin();
   setLogSink(() => {});
   const servers: Deno.HttpServer[] = [];
@@ -87,6 +95,7 @@ role: init
 nodeName: { source: config, name: cp-0 }
 kubeadm: { runtimeDir: ${run}, nodeIp: 10.0.0.5 }
 cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
+kmsServer: { listen: "127.0.0.1:0" }
 `);
     const host = new HostCommandRunner();
     const runner: CommandRunner = {
@@ -114,6 +123,11 @@ cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
         readText: (p) => Deno.readTextFile(p),
         kube: () => Promise.resolve(fakeKube),
         secrets: (p) => Promise.resolve(kubeSecretsApi(loadKubeConfig({ kubeconfig: p }))),
+        startKms: inProcessKmsStarter({
+          config,
+          log: testLogger(),
+          onStarted: (k) => kmsServers.push(k),
+        }),
         logger: testLogger(),
       });
       const app = createAgentApp({ state: new StateStore(), bootstrap });
@@ -126,11 +140,15 @@ cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
     };
     const pcr0 = await readPcr(sw.spec, 0);
     const policyWith = (pcr: string) =>
-      parsePolicy({ pcrs: { "0": { expected: [pcr] } }, ak: { ekCaCertificates: [sw.ekCaPem!] } });
+      parsePolicy({
+        pcrs: { "0": { expected: [pcr] } },
+        ak: { ekCaCertificates: [sw.ekCaPem!, joiner.ekCaPem!] },
+      });
     let node = startNode();
     const master = generateMasterSecret("e2e");
     const keep = { ...master, secret: master.secret.slice(), salt: master.salt.slice() };
     let clusterId = "";
+    let kmsPin = "";
 
     await t.step(
       "init is refused for a node with the wrong PCRs; the node receives nothing",
@@ -221,6 +239,60 @@ cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
           "true",
         );
         assert.equal(await readPcr(sw.spec, 15), await expectedClusterPcr(clusterId));
+        // the in-process KMS: started once, its fingerprint and URL reported to the operator
+        assert.equal(kmsServers.length, 1);
+        assert.deepEqual(r.kms, {
+          url: `https://10.0.0.5:${kmsServers[0].port}`,
+          fingerprint: kmsServers[0].fingerprint,
+        });
+        kmsPin = r.kms!.fingerprint;
+      },
+    );
+
+    await t.step(
+      "the node's in-process KMS admits a joining node with the right PCRs, refuses wrong PCRs",
+      async () => {
+        const kmsUrl = `https://127.0.0.1:${kmsServers[0].port}`;
+        const tpm = Tpm.open(joiner.spec);
+        const ask = (role: "worker" | "control-plane", uuid: string) =>
+          requestRelease({
+            kmsUrl,
+            fingerprint: kmsPin,
+            tpm,
+            request: { role, disk: { uuid }, nodeName: "worker-1" },
+          });
+        try {
+          const uuid = crypto.randomUUID();
+          const got = await ask("worker", uuid);
+          assert.equal(got.release.kms.clusterId, "e2e");
+          assert.equal(got.release.disk.uuid, uuid);
+          // the key is the cluster's derivation from the master secret the operator made
+          const want = await (await KeyDeriver.create({
+            ...keep,
+            secret: keep.secret.slice(),
+            salt: keep.salt.slice(),
+          })).diskKey(uuid);
+          assert.equal(toHex(got.diskKey), toHex(want));
+          // the enrollment is in the cluster's Secrets, where every KMS replica sees it
+          const store = new KubeStore(
+            kubeSecretsApi(loadKubeConfig({ kubeconfig: admin })),
+            KMS_NAMESPACE,
+          );
+          assert.equal((await store.getDisk(uuid))?.nodeName, "worker-1");
+          // default policy: workers only
+          await assert.rejects(
+            ask("control-plane", crypto.randomUUID()),
+            (e) => e instanceof KmsRefusedError && e.status === 403,
+          );
+          // another boot chain: PCR 0 differs
+          await tpm.pcrExtend(0, [{ hashAlg: TPM_ALG.SHA256, digest: new Uint8Array(32) }]);
+          await assert.rejects(
+            ask("worker", crypto.randomUUID()),
+            (e) => e instanceof KmsRefusedError && e.checks.includes("pcr.0"),
+          );
+        } finally {
+          await tpm.close();
+        }
       },
     );
 
@@ -259,6 +331,7 @@ cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
         const passphrase = new TextEncoder().encode("correct horse battery staple");
         const file = await sealRecovery(keep, clusterId, passphrase);
         await servers.pop()!.shutdown();
+        await kmsServers[0].stop();
         await disk.backend.deactivate("state");
         await sh(`swtpm_ioctl --tcp 127.0.0.1:${sw.port + 1} -i && tpm2_startup -c`, sw.env);
         assert.equal(await readPcr(sw.spec, 15), "0".repeat(64));
@@ -282,13 +355,18 @@ cilium: { adminKubeconfig: ${admin}, strictModeCidr: 10.244.0.0/16 }
         assert.equal(after.clusterId, clusterId);
         const argv = (await Deno.readTextFile(join(dir, "kubeadm.argv"))).trim().split("\n");
         assert.equal(argv.length, 1, "kubeadm init ran once in all");
+        // the KMS is back with the same TLS identity (kept on the state disk): pins still hold
+        assert.equal(kmsServers.length, 2);
+        assert.equal(out.result!.kms?.fingerprint, kmsPin);
       },
     );
   } finally {
     setLogSink(() => {});
+    for (const k of kmsServers) await k.stop();
     for (const s of servers) await s.shutdown();
     await kube.stop();
     await sw.stop();
+    await joiner.stop();
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(run, { recursive: true });
   }
