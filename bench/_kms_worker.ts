@@ -2,9 +2,9 @@
  * One KMS process for the admissions benchmark (`deno run -A bench/_kms_worker.ts`). It is
  * `confidant kms serve` without the CLI: the same production pieces (FileStore, PolicyHolder,
  * the state dir's TLS identity, FileAuditLog, `buildKms` with the default rate limit and
- * in-flight cap, and the handler of `serveKms`), but bound with `reusePort: true` so one
- * process per core shares the listening port (Linux SO_REUSEPORT spreads connections across
- * them). `kms serve` has no flag for that yet.
+ * admission control, and `serveKms`), bound with `reusePort: true` as
+ * `confidant kms serve --reuse-port` does, so one process per core shares the listening port
+ * (Linux SO_REUSEPORT spreads connections across them).
  *
  * Reads one JSON line on stdin: `{stateDir, policyPath, auditPath, kek (hex), port}` (the KEK
  * travels on stdin, never argv), prints `listening <port>` on stdout, serves until SIGTERM.
@@ -16,7 +16,7 @@ import { Logger } from "../lib/log.ts";
 import { FileAuditLog } from "../kms/audit.ts";
 import { FileStore } from "../kms/file_store.ts";
 import { PolicyHolder } from "../kms/policy.ts";
-import { buildKms } from "../kms/server.ts";
+import { buildKms, serveKms } from "../kms/server.ts";
 import { loadOrCreateTlsIdentity } from "../kms/tls.ts";
 
 interface WorkerConfig {
@@ -52,18 +52,14 @@ async function main(): Promise<void> {
     log: new Logger("kms"),
   });
   kek.fill(0);
-  const server = Deno.serve(
-    {
-      hostname: "127.0.0.1",
-      port: cfg.port,
-      reusePort: true,
-      cert: tls.certPem,
-      key: tls.keyPem,
-      onListen: (a) => console.log(`listening ${a.port}`),
-    },
-    (req, info) =>
-      kms.app.fetch(req, { remoteAddr: { hostname: (info.remoteAddr as Deno.NetAddr).hostname } }),
-  );
+  const server = serveKms(kms.app, {
+    hostname: "127.0.0.1",
+    port: cfg.port,
+    reusePort: true,
+    certPem: tls.certPem,
+    keyPem: tls.keyPem,
+    onListen: (a) => console.log(`listening ${a.port}`),
+  });
   Deno.addSignalListener("SIGTERM", () => {
     server.shutdown().then(() => audit.close()).finally(() => Deno.exit(0));
   });

@@ -6,10 +6,7 @@
  *
  * @module
  */
-import tls from "node:tls";
-import https from "node:https";
-import { concat } from "../lib/bytes.ts";
-import type { KmsHttpResponse, KmsTransport } from "../kms/client.ts";
+import { type KmsTransport, pinnedHttpsTransport } from "../kms/client.ts";
 
 /** Loopback source address of simulated node `i` (127.10.0.1 upwards, never .0 or .255). */
 export function sourceAddress(i: number): string {
@@ -17,84 +14,21 @@ export function sourceAddress(i: number): string {
   return `127.${10 + Math.floor(n / (254 * 254))}.${Math.floor(n / 254) % 254 + 1}.${n % 254 + 1}`;
 }
 
-/** A {@link KmsTransport} response with the Retry-After header. */
-export interface TimedResponse extends KmsHttpResponse {
-  retryAfter: number | null;
-}
-
-/** A {@link KmsTransport} whose answers carry Retry-After. */
-export interface TimedTransport extends KmsTransport {
-  post(path: string, body: unknown): Promise<TimedResponse>;
-}
-
 /**
- * Like the production `pinnedHttpsTransport` (one TLS connection per request, the KMS's
- * certificate pinned by SHA-256 before anything is written), plus a source address.
+ * The production transport (`pinnedHttpsTransport`: the KMS's certificate pinned by SHA-256
+ * before anything is written, one kept-alive TLS connection for begin, finish and retries)
+ * bound to a source address.
  */
 export function sourceBoundTransport(
   port: number,
   fingerprint: string,
   localAddress: string,
   timeoutMs = 60_000,
-): TimedTransport {
-  return {
-    post(path, body) {
-      return new Promise<TimedResponse>((resolve, reject) => {
-        let done = false;
-        const fail = (e: unknown) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          socket.destroy();
-          reject(e instanceof Error ? e : new Error(String(e)));
-        };
-        const timer = setTimeout(() => fail(new Error("timeout")), timeoutMs);
-        const socket = tls.connect({
-          host: "127.0.0.1",
-          port,
-          localAddress,
-          rejectUnauthorized: false,
-        } as tls.ConnectionOptions);
-        socket.once("error", fail);
-        socket.once("secureConnect", () => {
-          const got = (socket.getPeerCertificate()?.fingerprint256 ?? "").replace(/:/g, "")
-            .toLowerCase();
-          if (got !== fingerprint) return fail(new Error("fingerprint mismatch"));
-          const data = new TextEncoder().encode(JSON.stringify(body));
-          const req = https.request({
-            host: "127.0.0.1",
-            port,
-            path,
-            method: "POST",
-            headers: { "content-type": "application/json", "content-length": String(data.length) },
-            createConnection: () => socket,
-          } as https.RequestOptions, (res) => {
-            const chunks: Uint8Array[] = [];
-            res.on("data", (c: Uint8Array) => chunks.push(c));
-            res.on("end", () => {
-              if (done) return;
-              done = true;
-              clearTimeout(timer);
-              socket.destroy();
-              let parsed: unknown = null;
-              try {
-                parsed = JSON.parse(new TextDecoder().decode(concat(...chunks)));
-              } catch { /* counted by status */ }
-              const ra = Number(res.headers["retry-after"]);
-              resolve({
-                status: res.statusCode ?? 0,
-                body: parsed,
-                retryAfter: Number.isFinite(ra) ? ra : null,
-              });
-            });
-            res.on("error", fail);
-          });
-          req.on("error", fail);
-          req.end(data);
-        });
-      });
-    },
-  };
+): KmsTransport & { close(): void } {
+  return pinnedHttpsTransport(`https://127.0.0.1:${port}`, fingerprint, {
+    localAddress,
+    timeoutMs,
+  });
 }
 
 /** The p-th percentile (0..100) of `xs` (nearest rank); NaN when empty. */

@@ -2,8 +2,10 @@
  * The KMS's HTTP surface as a pure factory: {@link createKmsApp} returns a Hono app; only
  * `confidant kms serve` binds it to a socket. Hostile input is answered, never fatal: bodies
  * are read with a size cap (413) and a deadline (408), JSON and schema errors are 400, floods
- * from one source 429 with Retry-After, too many requests in flight 503, and one error handler
- * turns anything unexpected into a JSON 500 without a stack or a secret.
+ * from one source 429 with Retry-After, and overload (a new request would wait longer than the
+ * latency target behind those in flight, see {@link AdmissionController}) 429 with Retry-After
+ * and a jittered `retryAfterMs`, never a 5xx; one error handler turns anything unexpected into
+ * a JSON 500 without a stack or a secret.
  *
  * Routes: POST /v1/attest/begin, POST /v1/attest/finish, GET /metrics, GET /healthz,
  * GET /readyz.
@@ -24,7 +26,7 @@ import {
   MAX_BODY_BYTES,
   MAX_FINISH_BODY_BYTES,
 } from "./protocol.ts";
-import { ConcurrencyGate, RateLimiter } from "./rate_limit.ts";
+import { AdmissionController, RateLimiter } from "./rate_limit.ts";
 import type { KmsService, Outcome } from "./service.ts";
 
 /** What the app needs. */
@@ -34,8 +36,13 @@ export interface KmsAppDeps {
   log: Logger;
   /** Per-source rate (requests/s) and burst; default 20/s, burst 40. */
   rateLimit?: { ratePerSecond: number; burst: number };
-  /** Most requests in flight; default 256. */
+  /** Most requests in flight whatever the latency estimate; default 256. */
   maxInFlight?: number;
+  /**
+   * Shed a request (429) when its estimated wait behind those in flight exceeds this (ms);
+   * default 20 (`finish` may wait twice as long: its `begin` was already paid for).
+   */
+  targetWaitMs?: number;
   /** Deadline for reading a request body (ms); default 10 s. */
   bodyTimeoutMs?: number;
   /** Ready when this says so (e.g. the policy and state are loaded). */
@@ -126,7 +133,10 @@ async function parseJsonBody<S extends z.ZodType>(
 export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
   const app = new Hono<{ Bindings: KmsEnv }>();
   const limiter = new RateLimiter(deps.rateLimit ?? { ratePerSecond: 20, burst: 40 });
-  const gate = new ConcurrencyGate(deps.maxInFlight ?? 256);
+  const gate = new AdmissionController({
+    maxInFlight: deps.maxInFlight ?? 256,
+    targetWaitMs: deps.targetWaitMs ?? 20,
+  });
   const now = deps.now ?? Date.now;
   const bodyTimeout = deps.bodyTimeoutMs ?? 10_000;
   const sourceOf = (c: Context<{ Bindings: KmsEnv }>) => c.env?.remoteAddr?.hostname ?? "unknown";
@@ -146,15 +156,23 @@ export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
         const wait = limiter.take(sourceOf(c), now());
         if (wait > 0) {
           deps.metrics.refusal(["rate_limited"]);
-          return c.json({ error: "too many requests from this source" }, 429, {
-            "Retry-After": String(wait),
+          return c.json(
+            {
+              error: "too many requests from this source",
+              retryAfterMs: Math.round(wait * 1000 * (0.5 + Math.random())),
+            },
+            429,
+            { "Retry-After": String(wait) },
+          );
+        }
+        const a = gate.enter(endpoint === FINISH_PATH ? 2 : 1);
+        if (!a.admitted) {
+          deps.metrics.refusal(["kms.overloaded"]);
+          return c.json({ error: "overloaded", retryAfterMs: a.retryAfterMs }, 429, {
+            "Retry-After": String(a.retryAfterSeconds),
           });
         }
-        release = gate.enter();
-        if (!release) {
-          deps.metrics.refusal(["kms.busy"]);
-          return c.json({ error: "busy" }, 503, { "Retry-After": "1" });
-        }
+        release = a.release;
       }
       await next();
     } finally {
@@ -164,7 +182,13 @@ export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
   });
 
   const reply = <T>(c: Context, o: Outcome<T>) =>
-    o.ok ? c.json(o.body as object, 200) : c.json({ error: o.error, checks: o.checks }, o.status);
+    o.ok
+      ? c.json(o.body as object, 200)
+      : o.status === 429
+      ? c.json({ error: o.error, checks: o.checks, retryAfterMs: 1000 }, 429, {
+        "Retry-After": "1",
+      })
+      : c.json({ error: o.error, checks: o.checks }, o.status);
 
   app.post(BEGIN_PATH, async (c) => {
     const body = await parseJsonBody(c, beginRequestSchema, MAX_BODY_BYTES, bodyTimeout);

@@ -9,7 +9,9 @@
  * `rejectUnauthorized: false`, read `getPeerCertificate().fingerprint256`, compare it with
  * the pin, and only then send the request over that same socket with node:https
  * (`createConnection` returns the checked socket). Nothing is written before the check. The
- * sealed release also names the KMS's fingerprint, which the node checks end to end.
+ * sealed release also names the KMS's fingerprint, which the node checks end to end. One
+ * connection serves `begin` and `finish` (and retries after a 429 overload answer, which are
+ * waited out with the KMS's jittered hint).
  *
  * @module
  */
@@ -65,21 +67,50 @@ export function normaliseFingerprint(fp: string): string {
 export interface KmsHttpResponse {
   status: number;
   body: unknown;
+  /**
+   * With a 429: how long to wait before retrying (ms): the answer's `retryAfterMs` (already
+   * jittered by the KMS), else its Retry-After seconds.
+   */
+  retryAfterMs?: number;
 }
 
 /** How the client talks to the KMS (a pinned HTTPS connection, or a test double). */
 export interface KmsTransport {
   post(path: string, body: unknown): Promise<KmsHttpResponse>;
+  /** Close a connection kept open between requests (when the transport keeps one). */
+  close?(): void;
 }
 
 const MAX_RESPONSE = 256 * 1024;
 
-/** A transport that pins the KMS's TLS certificate by SHA-256 fingerprint (one TLS connection per request). */
+/** Options of {@link pinnedHttpsTransport}. */
+export interface PinnedTransportOptions {
+  /** Deadline of one request, connection included (ms); default 30 s. */
+  timeoutMs?: number;
+  /** Local address to connect from (load generators: one loopback address per node). */
+  localAddress?: string;
+}
+
+/** The retry hint of an answer: `retryAfterMs` in the JSON body, else Retry-After seconds. */
+function retryHint(status: number, header: unknown, body: unknown): number | undefined {
+  if (status !== 429 && status !== 503) return undefined;
+  const ms = (body as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  if (typeof ms === "number" && Number.isFinite(ms) && ms >= 0) return Math.min(ms, 600_000);
+  const s = Number(typeof header === "string" ? header : NaN);
+  return Number.isFinite(s) && s >= 0 ? Math.min(s, 600) * 1000 : undefined;
+}
+
+/**
+ * A transport that pins the KMS's TLS certificate by SHA-256 fingerprint. It keeps one TLS
+ * connection open across requests (begin and finish of an admission, and retries after a
+ * 429, share one handshake); requests are sent one at a time. A connection the KMS closed
+ * is replaced before the next request (new handshake, pin checked again); `close()` ends it.
+ */
 export function pinnedHttpsTransport(
   kmsUrl: string,
   fingerprint: string,
-  opts: { timeoutMs?: number } = {},
-): KmsTransport {
+  opts: PinnedTransportOptions = {},
+): KmsTransport & { close(): void } {
   const url = new URL(kmsUrl);
   if (url.protocol !== "https:") {
     throw new ConfidantError("kms.url", "the KMS URL must be https://");
@@ -88,89 +119,172 @@ export function pinnedHttpsTransport(
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const port = Number(url.port || 443);
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  return {
-    post(path, body) {
-      return new Promise<KmsHttpResponse>((resolve, reject) => {
-        const fail = (e: unknown) => {
-          clearTimeout(timer);
+  const base = url.pathname.replace(/\/$/, "");
+  let current: tls.TLSSocket | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const wrap = (e: unknown) =>
+    e instanceof ConfidantError ? e : new ConfidantError(
+      "kms.connect",
+      `KMS request failed: ${(e as Error)?.message ?? e}`,
+      { cause: e },
+    );
+
+  /** A connected socket whose peer certificate is the pinned one (nothing written before). */
+  const connect = () =>
+    new Promise<tls.TLSSocket>((resolve, reject) => {
+      const socket = tls.connect({
+        host,
+        port,
+        servername: /^[\d.:]+$/.test(host) ? undefined : host,
+        rejectUnauthorized: false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+      } as tls.ConnectionOptions);
+      const onError = (e: unknown) => {
+        socket.destroy();
+        reject(wrap(e));
+      };
+      socket.once("error", onError);
+      socket.once("secureConnect", () => {
+        socket.off("error", onError);
+        // Later errors surface through the request that is using the socket.
+        socket.on("error", () => {});
+        const got = (socket.getPeerCertificate()?.fingerprint256 ?? "").replace(/:/g, "")
+          .toLowerCase();
+        if (got !== pin) {
           socket.destroy();
           reject(
-            e instanceof ConfidantError ? e : new ConfidantError(
-              "kms.connect",
-              `KMS request failed: ${(e as Error)?.message ?? e}`,
-              { cause: e },
+            new ConfidantError(
+              "kms.fingerprint_mismatch",
+              `the KMS presented certificate ${got || "(none)"}, not the pinned ${pin}`,
             ),
           );
-        };
-        const timer = setTimeout(
-          () => fail(new ConfidantError("kms.timeout", "the KMS did not answer in time")),
-          timeoutMs,
-        );
-        const socket = tls.connect({
+          return;
+        }
+        resolve(socket);
+      });
+    });
+
+  const drop = (s: tls.TLSSocket | undefined) => {
+    s?.destroy();
+    if (current === s) current = undefined;
+  };
+
+  const send = (path: string, body: unknown) =>
+    new Promise<KmsHttpResponse>((resolve, reject) => {
+      let socket: tls.TLSSocket | undefined;
+      let settled = false;
+      const fail = (e: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        drop(socket);
+        reject(wrap(e));
+      };
+      const timer = setTimeout(
+        () => fail(new ConfidantError("kms.timeout", "the KMS did not answer in time")),
+        timeoutMs,
+      );
+      const reuse = current && !current.destroyed && current.writable ? current : undefined;
+      (reuse ? Promise.resolve(reuse) : connect()).then((s) => {
+        socket = s;
+        if (settled) return drop(s);
+        current = s;
+        const data = new TextEncoder().encode(JSON.stringify(body));
+        const req = https.request({
           host,
           port,
-          servername: /^[\d.:]+$/.test(host) ? undefined : host,
-          rejectUnauthorized: false,
-        });
-        socket.once("error", fail);
-        socket.once("secureConnect", () => {
-          const got = (socket.getPeerCertificate()?.fingerprint256 ?? "").replace(/:/g, "")
-            .toLowerCase();
-          if (got !== pin) {
-            fail(
-              new ConfidantError(
-                "kms.fingerprint_mismatch",
-                `the KMS presented certificate ${got || "(none)"}, not the pinned ${pin}`,
-              ),
-            );
-            return;
-          }
-          const data = JSON.stringify(body);
-          const req = https.request({
-            host,
-            port,
-            path: url.pathname.replace(/\/$/, "") + path,
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              "content-length": String(new TextEncoder().encode(data).length),
-            },
-            createConnection: () => socket,
-          } as https.RequestOptions, (res) => {
-            const chunks: Uint8Array[] = [];
-            let total = 0;
-            res.on("data", (c: Uint8Array) => {
-              total += c.length;
-              if (total > MAX_RESPONSE) {
-                fail(new ConfidantError("kms.response", "the KMS answer is too large"));
-              } else chunks.push(c);
-            });
-            res.on("end", () => {
-              clearTimeout(timer);
-              socket.destroy();
-              const text = new TextDecoder().decode(concat(...chunks));
-              let parsed: unknown;
-              try {
-                parsed = JSON.parse(text);
-              } catch {
-                reject(
-                  new ConfidantError(
-                    "kms.response",
-                    `the KMS answered ${res.statusCode} with non-JSON`,
-                  ),
-                );
-                return;
-              }
-              resolve({ status: res.statusCode ?? 0, body: parsed });
-            });
-            res.on("error", fail);
+          path: base + path,
+          method: "POST",
+          headers: { "content-type": "application/json", "content-length": String(data.length) },
+          createConnection: () => s,
+        } as https.RequestOptions, (res) => {
+          const chunks: Uint8Array[] = [];
+          let total = 0;
+          res.on("data", (c: Uint8Array) => {
+            total += c.length;
+            if (total > MAX_RESPONSE) {
+              fail(new ConfidantError("kms.response", "the KMS answer is too large"));
+            } else chunks.push(c);
           });
-          req.on("error", fail);
-          req.end(data);
+          res.on("end", () => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            if (String(res.headers.connection ?? "").toLowerCase() === "close") drop(s);
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(new TextDecoder().decode(concat(...chunks)));
+            } catch {
+              drop(s);
+              reject(
+                new ConfidantError(
+                  "kms.response",
+                  `the KMS answered ${res.statusCode} with non-JSON`,
+                ),
+              );
+              return;
+            }
+            const status = res.statusCode ?? 0;
+            const retryAfterMs = retryHint(status, res.headers["retry-after"], parsed);
+            resolve({
+              status,
+              body: parsed,
+              ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+            });
+          });
+          res.on("error", fail);
         });
-      });
+        req.on("error", fail);
+        req.end(data);
+      }, fail);
+    });
+
+  return {
+    post(path, body) {
+      const r = queue.then(() => send(path, body));
+      queue = r.catch(() => {});
+      return r;
+    },
+    close() {
+      drop(current);
     },
   };
+}
+
+/** How {@link requestRelease} waits out an overloaded KMS (429). */
+export interface OverloadRetryOptions {
+  /** Give up retrying after this long (ms, from the first 429); default 300 s. */
+  deadlineMs?: number;
+  /** Wait (tests). */
+  sleep?: (ms: number) => Promise<void>;
+  /** Random numbers in [0, 1) for the jitter (tests). */
+  random?: () => number;
+}
+
+/**
+ * POST through `transport`, retrying while the KMS answers 429: after the answer's hint
+ * (`retryAfterMs`, jittered by the KMS; else Retry-After seconds × a random factor in
+ * [0.5, 1.5)), until `deadlineMs`. Any other answer, or the last 429, is returned.
+ */
+export async function postRetryingOverload(
+  transport: KmsTransport,
+  path: string,
+  body: unknown,
+  o: OverloadRetryOptions = {},
+): Promise<KmsHttpResponse> {
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const random = o.random ?? Math.random;
+  const deadline = Date.now() + (o.deadlineMs ?? 300_000);
+  while (true) {
+    const r = await transport.post(path, body);
+    if (r.status !== 429) return r;
+    const hinted = typeof (r.body as { retryAfterMs?: unknown } | null)?.retryAfterMs === "number";
+    const base = r.retryAfterMs ?? 1000;
+    const wait = Math.max(10, hinted ? base : base * (0.5 + random()));
+    if (Date.now() + wait > deadline) return r;
+    await sleep(wait);
+  }
 }
 
 /** Options of {@link requestRelease}. */
@@ -204,6 +318,8 @@ export interface RequestReleaseOptions {
   teeOptions?: TeeIssueOptions;
   /** Override the transport (tests); default {@link pinnedHttpsTransport}. */
   transport?: KmsTransport;
+  /** How 429 answers (KMS overloaded, or this source too fast) are retried. */
+  overload?: OverloadRetryOptions;
   /** Test hook: tamper with the finish answer before it is opened. */
   onFinishResponse?: (body: unknown) => unknown;
 }
@@ -259,6 +375,17 @@ function expect<S extends z.ZodType>(r: KmsHttpResponse, schema: S, what: string
  */
 export async function requestRelease(opts: RequestReleaseOptions): Promise<OpenedRelease> {
   const transport = opts.transport ?? pinnedHttpsTransport(opts.kmsUrl, opts.fingerprint);
+  try {
+    return await exchange(opts, transport);
+  } finally {
+    if (!opts.transport) transport.close?.();
+  }
+}
+
+async function exchange(
+  opts: RequestReleaseOptions,
+  transport: KmsTransport,
+): Promise<OpenedRelease> {
   const pin = normaliseFingerprint(opts.fingerprint);
   const ekKind = opts.ekKind ?? "rsa";
   // The variant first: a guest whose TEE cannot be reached fails before talking to the KMS.
@@ -280,7 +407,11 @@ export async function requestRelease(opts: RequestReleaseOptions): Promise<Opene
       ekIntermediates: (opts.ekIntermediates ?? []).map((c) => toBase64(c)),
       akPublic: toBase64(marshalTpm2bPublic(keys.ak.public)),
     };
-    const begun = expect(await transport.post(BEGIN_PATH, beginReq), beginResponseSchema, "begin");
+    const begun = expect(
+      await postRetryingOverload(transport, BEGIN_PATH, beginReq, opts.overload),
+      beginResponseSchema,
+      "begin",
+    );
     session = begun.session;
     nonce = fromBase64(begun.nonce);
     secret = await opts.tpm.activateCredential(
@@ -308,13 +439,13 @@ export async function requestRelease(opts: RequestReleaseOptions): Promise<Opene
       tee: tee ?? "none",
       teeOptions: opts.teeOptions,
     });
-    const fin = await transport.post(FINISH_PATH, {
+    const fin = await postRetryingOverload(transport, FINISH_PATH, {
       session,
       activatedSecret: toBase64(secret),
       evidence,
       ephemeralPublicKey: toBase64(ephemeral.publicKey),
       request: opts.request,
-    });
+    }, opts.overload);
     finishBody = fin.status === 200 && opts.onFinishResponse
       ? opts.onFinishResponse(fin.body)
       : fin.body;

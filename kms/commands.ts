@@ -177,6 +177,12 @@ const serve = defineCommand({
       type: "boolean",
       help: "issue kubeadm join tickets through the Kubernetes API",
     },
+    {
+      name: "reuse-port",
+      type: "boolean",
+      help: "share the port with other kms serve processes (SO_REUSEPORT: one per core; " +
+        "Deno needs --unstable-net for it with TLS)",
+    },
   ],
   schema: z.object({
     ...stateShape,
@@ -187,6 +193,7 @@ const serve = defineCommand({
     san: z.array(z.string()).default([]),
     "audit-log": z.string().optional(),
     join: z.boolean().default(false),
+    "reuse-port": z.boolean().default(false),
   }),
   async run(i, ctx) {
     const log = new Logger("kms");
@@ -278,6 +285,7 @@ const serve = defineCommand({
       port: Number(port),
       certPem,
       keyPem,
+      reusePort: i["reuse-port"],
       onListen: (a) => {
         const fp = fingerprint.match(/../g)!.join(":").toUpperCase();
         ctx.out(

@@ -5,12 +5,15 @@
  *     DIR/disks/<uuid>.json    one record per enrolled disk
  *
  * Files are written with lib/atomic_write.ts (temp, fsync, rename). Enrolment is
- * create-if-absent across processes: the record is written to a temp file and hard-linked
- * to its final name, which fails if the name exists.
+ * create-if-absent across processes: the record is written to a pending file (fsync'd) and
+ * hard-linked to its final name, which fails if the name exists; then the directory is
+ * fsync'd, so the record is durable before `enrollDisk` returns (and so before any release).
+ * That directory fsync is a group commit: enrolments that arrive while one is in flight share
+ * the next one, so a storm of first boots costs one directory fsync per batch, not per disk.
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { atomicWriteFile } from "../lib/atomic_write.ts";
 import { ConfidantError } from "../lib/errors.ts";
 import { DISK_UUID_RE } from "./keys.ts";
@@ -45,6 +48,42 @@ async function readSmall(path: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * Group commit of a directory's fsync: callers that ask while one fsync is in flight share
+ * the next one (which starts when the current one ends), so every caller's entry is durable
+ * when its promise resolves, and N concurrent callers cost about two fsyncs.
+ */
+class DirectorySync {
+  private running?: Promise<void>;
+  private next?: Promise<void>;
+  constructor(readonly dir: string) {}
+
+  private async once(): Promise<void> {
+    const d = await Deno.open(this.dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  }
+
+  /** Resolve once an fsync of the directory that started after this call has completed. */
+  sync(): Promise<void> {
+    if (!this.running) {
+      const r = this.once().finally(() => {
+        if (this.running === r) this.running = undefined;
+      });
+      this.running = r;
+      return r;
+    }
+    this.next ??= this.running.catch(() => {}).then(() => {
+      this.next = undefined;
+      return this.sync();
+    });
+    return this.next;
+  }
+}
+
 function checkUuid(uuid: string): string {
   if (!DISK_UUID_RE.test(uuid)) throw new ConfidantError("kms.disk_uuid", "not a disk UUID");
   return uuid.toLowerCase();
@@ -54,6 +93,7 @@ function checkUuid(uuid: string): string {
 export class FileStore implements KmsStore {
   readonly description: string;
   private lock: Promise<unknown> = Promise.resolve();
+  private readonly dirSyncs = new Map<string, DirectorySync>();
 
   constructor(readonly dir: string) {
     this.description = `file:${dir}`;
@@ -84,20 +124,42 @@ export class FileStore implements KmsStore {
     return await this.createExclusive(join(this.dir, "master.json"), JSON.stringify(m, null, 2));
   }
 
-  /** Write `text` to `path` only if `path` does not exist (temp file + hard link). */
+  /**
+   * Write `text` to `path` only if `path` does not exist (pending file written and fsync'd,
+   * hard link, directory fsync shared with concurrent callers); durable when it returns true.
+   */
   private async createExclusive(path: string, text: string): Promise<boolean> {
     const rnd = crypto.getRandomValues(new Uint32Array(2)).join("");
     const pending = `${path}.${rnd}.pending`;
-    await atomicWriteFile(pending, text + "\n", { mode: 0o600 });
+    const bytes = new TextEncoder().encode(text + "\n");
+    const f = await Deno.open(pending, { write: true, createNew: true, mode: 0o600 });
+    let created = false;
     try {
+      try {
+        let off = 0;
+        while (off < bytes.length) off += await f.write(bytes.subarray(off));
+        await f.sync();
+      } finally {
+        f.close();
+      }
       await Deno.link(pending, path);
-      return true;
+      created = true;
     } catch (e) {
-      if (e instanceof Deno.errors.AlreadyExists) return false;
-      throw e;
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
     } finally {
       await Deno.remove(pending).catch(() => {});
     }
+    if (created) {
+      const dir = dirname(path);
+      let ds = this.dirSyncs.get(dir);
+      if (!ds) this.dirSyncs.set(dir, ds = new DirectorySync(dir));
+      try {
+        await ds.sync();
+      } catch {
+        // Some file systems do not allow fsync on a directory (as lib/atomic_write.ts).
+      }
+    }
+    return created;
   }
 
   async getDisk(uuid: string): Promise<DiskRecord | undefined> {

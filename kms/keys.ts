@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { createSecretKey, hkdfSync, type KeyObject } from "node:crypto";
 import { ConfidantError } from "../lib/errors.ts";
 import { utf8 } from "../lib/bytes.ts";
 
@@ -76,42 +77,50 @@ export function generateMasterSecret(clusterId: string): MasterSecret {
 }
 
 /**
- * Derives keys from a master secret. The secret is imported once as a non-extractable
- * HKDF key, so the hot path does no key parsing.
+ * Derives keys from a master secret. The secret is held as a node:crypto secret KeyObject
+ * (OpenSSL memory, never exported), and every derivation is one synchronous `hkdfSync`: the
+ * hot path does no key parsing and awaits nothing. The promise-returning methods are the same
+ * derivations for callers that await.
  */
 export class KeyDeriver {
   private constructor(
     readonly clusterId: string,
-    private readonly ikm: CryptoKey,
+    private readonly ikm: KeyObject,
     private readonly salt: Uint8Array,
   ) {}
 
   /** Import `m` (the caller may wipe `m.secret` afterwards). */
-  static async create(m: MasterSecret): Promise<KeyDeriver> {
+  static create(m: MasterSecret): Promise<KeyDeriver> {
+    try {
+      return Promise.resolve(KeyDeriver.createSync(m));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** {@link KeyDeriver.create} without the promise. */
+  static createSync(m: MasterSecret): KeyDeriver {
     checkMasterSecret(m);
-    const ikm = await crypto.subtle.importKey(
-      "raw",
-      m.secret as BufferSource,
-      "HKDF",
-      false,
-      ["deriveBits"],
-    );
-    return new KeyDeriver(m.clusterId, ikm, m.salt.slice());
+    return new KeyDeriver(m.clusterId, createSecretKey(m.secret), m.salt.slice());
+  }
+
+  /** HKDF-SHA256(master, salt, info) truncated to `bytes`, synchronously. */
+  deriveSync(info: string, bytes: number): Uint8Array {
+    return new Uint8Array(hkdfSync("sha256", this.ikm, this.salt, utf8(info), bytes));
   }
 
   /** HKDF-SHA256(master, salt, info) truncated to `bytes`. */
-  async derive(info: string, bytes: number): Promise<Uint8Array> {
-    const bits = await crypto.subtle.deriveBits(
-      {
-        name: "HKDF",
-        hash: "SHA-256",
-        salt: this.salt as BufferSource,
-        info: utf8(info) as BufferSource,
-      },
-      this.ikm,
-      bytes * 8,
-    );
-    return new Uint8Array(bits);
+  derive(info: string, bytes: number): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.deriveSync(info, bytes));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The key of disk `diskUuid` (32 bytes), synchronously. */
+  diskKeySync(diskUuid: string): Uint8Array {
+    return this.deriveSync(diskKeyInfo(this.clusterId, diskUuid), DISK_KEY_BYTES);
   }
 
   /** The key of disk `diskUuid` (32 bytes). */
@@ -119,9 +128,19 @@ export class KeyDeriver {
     return this.derive(diskKeyInfo(this.clusterId, diskUuid), DISK_KEY_BYTES);
   }
 
-  /** The AES-256-GCM key that seals session tokens (non-extractable). */
+  /** The AES-256-GCM key that seals session tokens, as a node:crypto secret KeyObject. */
+  sessionKeyObject(): KeyObject {
+    const raw = this.deriveSync(sessionKeyInfo(this.clusterId), 32);
+    try {
+      return createSecretKey(raw);
+    } finally {
+      raw.fill(0);
+    }
+  }
+
+  /** The AES-256-GCM key that seals session tokens (Web Crypto, non-extractable). */
   async sessionKey(): Promise<CryptoKey> {
-    const raw = await this.derive(sessionKeyInfo(this.clusterId), 32);
+    const raw = this.deriveSync(sessionKeyInfo(this.clusterId), 32);
     try {
       return await crypto.subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, [
         "encrypt",

@@ -118,6 +118,8 @@ export type FinishResponse = z.infer<typeof finishResponseSchema>;
 export const errorResponseSchema = z.object({
   error: z.string(),
   checks: z.array(z.string()).optional(),
+  /** With 429: how long this client should wait before it retries (ms, already jittered). */
+  retryAfterMs: z.number().int().nonnegative().max(600_000).optional(),
 });
 /** A refusal or an error. */
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;

@@ -12,10 +12,12 @@
  */
 import { z } from "zod";
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
-import { concat, fromBase64, sha256, toBase64, utf8 } from "../lib/bytes.ts";
+import { createHash } from "node:crypto";
+import { concat, fromBase64, toBase64, utf8 } from "../lib/bytes.ts";
 import { ConfidantError } from "../lib/errors.ts";
 import { b64, type ReleaseRequest, roleSchema } from "./protocol.ts";
 import { DISK_UUID_RE } from "./keys.ts";
+import { hpkeSealBase } from "./hpke.ts";
 
 /** HPKE suite name carried on the wire. */
 export const RELEASE_SUITE = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM" as const;
@@ -96,18 +98,13 @@ export function releaseBinding(
   ephemeralPublicKey: Uint8Array,
 ): Promise<Uint8Array> {
   const z0 = new Uint8Array(1);
-  return sha256(
-    concat(
-      utf8(INFO),
-      z0,
-      utf8(session),
-      z0,
-      utf8(canonicalRequest(request)),
-      z0,
-      ephemeralPublicKey,
-      z0,
-    ),
-  );
+  const h = createHash("sha256");
+  for (
+    const part of [utf8(INFO), utf8(session), utf8(canonicalRequest(request)), ephemeralPublicKey]
+  ) {
+    h.update(part).update(z0);
+  }
+  return Promise.resolve(new Uint8Array(h.digest()));
 }
 
 /** A sealed release as it travels. */
@@ -117,33 +114,30 @@ export interface SealedRelease {
   ciphertext: string;
 }
 
-/** Seal `payload` to the raw X25519 public key `recipient`, bound by `aad`. */
-export async function sealRelease(
+/**
+ * Seal `payload` to the raw X25519 public key `recipient`, bound by `aad` (HPKE base mode of
+ * the release suite, synchronously with node:crypto: hpke.ts; nodes open with @hpke/core).
+ */
+export function sealRelease(
   payload: ReleasePayload,
   recipient: Uint8Array,
   aad: Uint8Array,
 ): Promise<SealedRelease> {
-  const suite = releaseSuite();
-  let pk: CryptoKey;
-  try {
-    pk = await suite.kem.deserializePublicKey(recipient as unknown as ArrayBuffer);
-  } catch (e) {
-    throw new ConfidantError("kms.ephemeral_key", "ephemeral public key is not an X25519 key", {
-      cause: e,
-    });
-  }
   const pt = utf8(JSON.stringify(payload));
   try {
-    const { ct, enc } = await suite.seal(
-      { recipientPublicKey: pk, info: utf8(INFO) },
-      pt,
-      aad,
-    );
-    return {
+    const { enc, ciphertext } = hpkeSealBase(recipient, utf8(INFO), aad, pt);
+    return Promise.resolve({
       suite: RELEASE_SUITE,
-      enc: toBase64(new Uint8Array(enc)),
-      ciphertext: toBase64(new Uint8Array(ct)),
-    };
+      enc: toBase64(enc),
+      ciphertext: toBase64(ciphertext),
+    });
+  } catch (e) {
+    if (e instanceof ConfidantError) return Promise.reject(e);
+    return Promise.reject(
+      new ConfidantError("kms.ephemeral_key", "ephemeral public key is not an X25519 key", {
+        cause: e,
+      }),
+    );
   } finally {
     pt.fill(0);
   }

@@ -71,6 +71,8 @@ export interface BuildKmsOptions {
   now?: () => number;
   rateLimit?: { ratePerSecond: number; burst: number };
   maxInFlight?: number;
+  /** Latency target of the admission control (ms, see `createKmsApp`). */
+  targetWaitMs?: number;
 }
 
 /** A built KMS. */
@@ -101,7 +103,7 @@ export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
   const metrics = new KmsMetrics();
   const service = new KmsService({
     deriver,
-    sessionKey: await deriver.sessionKey(),
+    sessionKey: deriver.sessionKeyObject(),
     store: o.store,
     policy: () => o.policy.current.policy,
     credentials: o.credentials ?? tpmCredentialIssuer,
@@ -123,11 +125,16 @@ export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
     now: o.now,
     rateLimit: o.rateLimit,
     maxInFlight: o.maxInFlight,
+    targetWaitMs: o.targetWaitMs,
   });
   return { app, service, metrics, clusterId: m.clusterId };
 }
 
-/** Serve `app` over TLS; returns the server (call `shutdown()`). */
+/**
+ * Serve `app` over TLS; returns the server (call `shutdown()`). With `reusePort` several
+ * processes bind the same port and Linux spreads connections across them (SO_REUSEPORT; with
+ * TLS, Deno 2.9 needs `--unstable-net` for it): one process per core.
+ */
 export function serveKms(
   app: Hono<{ Bindings: KmsEnv }>,
   o: {
@@ -135,6 +142,7 @@ export function serveKms(
     port: number;
     certPem: string;
     keyPem: string;
+    reusePort?: boolean;
     onListen?: (addr: Deno.NetAddr) => void;
   },
 ): Deno.HttpServer<Deno.NetAddr> {
@@ -144,6 +152,7 @@ export function serveKms(
       port: o.port,
       cert: o.certPem,
       key: o.keyPem,
+      ...(o.reusePort ? { reusePort: true } : {}),
       onListen: (a) => o.onListen?.(a),
     },
     (req, info) =>

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { constantTimeEqual, fromBase64, sha256, toBase64, toHex, wipe } from "../lib/bytes.ts";
+import { createHash } from "node:crypto";
+import { constantTimeEqual, fromBase64, toBase64, toHex, wipe } from "../lib/bytes.ts";
 import { describeError } from "../lib/errors.ts";
 import type { AuditLog } from "./audit.ts";
 import type { CredentialIssuer, EvidenceVerifier } from "./evidence.ts";
@@ -23,14 +24,19 @@ import {
   sealRelease,
 } from "./release.ts";
 import { ReplayCache } from "./replay_cache.ts";
-import { MAX_SESSION_LIFETIME_MS, openSessionToken, sealSessionToken } from "./session_token.ts";
+import {
+  MAX_SESSION_LIFETIME_MS,
+  openSessionToken,
+  sealSessionToken,
+  type SessionKey,
+} from "./session_token.ts";
 import type { KmsStore } from "./store.ts";
 
 /** What the service needs. */
 export interface KmsServiceDeps {
   deriver: KeyDeriver;
-  /** From `deriver.sessionKey()`. */
-  sessionKey: CryptoKey;
+  /** From `deriver.sessionKeyObject()` (synchronous AES-GCM) or `deriver.sessionKey()`. */
+  sessionKey: SessionKey;
   store: KmsStore;
   /** The policy in force (read at every request). */
   policy: () => KmsPolicy;
@@ -51,7 +57,9 @@ export interface KmsServiceDeps {
 /** Result of a step: a body to send, or a refusal. */
 export type Outcome<T> =
   | { ok: true; body: T }
-  | { ok: false; status: 403 | 503; error: string; checks: string[] };
+  | { ok: false; status: 403 | 429; error: string; checks: string[] };
+
+const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
 /** The KMS protocol's two steps. */
 export class KmsService {
@@ -113,7 +121,7 @@ export class KmsService {
       const session = await sealSessionToken(this.d.sessionKey, {
         sid: crypto.getRandomValues(new Uint8Array(16)),
         nonce,
-        secretDigest: await sha256(secret),
+        secretDigest: sha256(secret),
         akName: r.akName,
         identity: r.identity,
         endorsement: r.endorsement,
@@ -149,8 +157,9 @@ export class KmsService {
       return this.refuse("finish", source, ["session.replayed"], { identity, request });
     }
     if (claim === "full") {
+      // Too many sessions finished in the last minute to remember: shed, never forget.
       this.d.metrics.refusal(["kms.busy"]);
-      return { ok: false, status: 503, error: "busy", checks: ["kms.busy"] };
+      return { ok: false, status: 429, error: "busy", checks: ["kms.busy"] };
     }
 
     const policy = this.d.policy();
@@ -158,7 +167,7 @@ export class KmsService {
     const details: string[] = [];
     let akTrust: string | undefined;
     const activated = fromBase64(req.activatedSecret, "activatedSecret");
-    if (!constantTimeEqual(await sha256(activated), claims.secretDigest)) {
+    if (!constantTimeEqual(sha256(activated), claims.secretDigest)) {
       checks.push("credential.mismatch");
     }
     wipe(activated);
@@ -180,7 +189,7 @@ export class KmsService {
         evidence: req.evidence,
         policy,
         nonce: claims.nonce,
-        userData: await sha256(ephemeral),
+        userData: sha256(ephemeral),
         akName: claims.akName,
         identity: claims.identity,
         endorsement: claims.endorsement,
@@ -232,7 +241,7 @@ export class KmsService {
         reason: `join ticket failed: ${describeError(e).message}`.slice(0, 500),
       };
     }
-    const diskKey = await this.d.deriver.diskKey(request.disk.uuid);
+    const diskKey = this.d.deriver.diskKeySync(request.disk.uuid);
     const payload: ReleasePayload = {
       version: 1,
       diskKey: toBase64(diskKey),

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { createCipheriv, createDecipheriv, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { concat, fromBase64Url, fromHex, toBase64Url, toHex, utf8 } from "../lib/bytes.ts";
 import { ConfidantError, ParseError } from "../lib/errors.ts";
@@ -63,13 +64,44 @@ const payloadSchema = z.object({
   exp: z.number().int().nonnegative(),
 }).strict();
 
+const AAD = concat(new Uint8Array([SESSION_TOKEN_VERSION]), utf8(AAD_LABEL));
 function aad(): Uint8Array {
-  return concat(new Uint8Array([SESSION_TOKEN_VERSION]), utf8(AAD_LABEL));
+  return AAD;
+}
+
+/**
+ * The token key: a node:crypto secret KeyObject (`KeyDeriver.sessionKeyObject()`, sealed and
+ * opened synchronously, the KMS's hot path) or a Web Crypto AES-GCM key.
+ */
+export type SessionKey = CryptoKey | KeyObject;
+
+const isKeyObject = (k: SessionKey): k is KeyObject => !(k instanceof CryptoKey);
+
+function gcmSeal(key: KeyObject, iv: Uint8Array, pt: Uint8Array): Uint8Array {
+  const c = createCipheriv("aes-256-gcm", key, iv);
+  c.setAAD(AAD);
+  return concat(
+    new Uint8Array(c.update(pt)),
+    new Uint8Array(c.final()),
+    new Uint8Array(c.getAuthTag()),
+  );
+}
+
+/** AES-256-GCM open; throws when the tag does not verify. */
+function gcmOpen(key: KeyObject, iv: Uint8Array, ctAndTag: Uint8Array): Uint8Array {
+  if (ctAndTag.length < 16) throw new Error("short");
+  const d = createDecipheriv("aes-256-gcm", key, iv);
+  d.setAAD(AAD);
+  d.setAuthTag(ctAndTag.subarray(ctAndTag.length - 16));
+  return concat(
+    new Uint8Array(d.update(ctAndTag.subarray(0, ctAndTag.length - 16))),
+    new Uint8Array(d.final()),
+  );
 }
 
 /** Seal `claims` under `key`; refuses a lifetime over 60 s from `now`. */
 export async function sealSessionToken(
-  key: CryptoKey,
+  key: SessionKey,
   claims: SessionClaims,
   now: number,
 ): Promise<string> {
@@ -89,7 +121,7 @@ export async function sealSessionToken(
     exp: claims.expiresAt,
   }));
   const iv = crypto.getRandomValues(new Uint8Array(12));
-  const ct = new Uint8Array(
+  const ct = isKeyObject(key) ? gcmSeal(key, iv, payload) : new Uint8Array(
     await crypto.subtle.encrypt(
       { name: "AES-GCM", iv, additionalData: aad() as BufferSource },
       key,
@@ -112,7 +144,7 @@ export type SessionFailure =
  * an excuse for longer sessions).
  */
 export async function openSessionToken(
-  key: CryptoKey,
+  key: SessionKey,
   token: string,
   now: number,
 ): Promise<{ ok: true; claims: SessionClaims } | { ok: false; failure: SessionFailure }> {
@@ -129,7 +161,7 @@ export async function openSessionToken(
   if (raw[0] !== SESSION_TOKEN_VERSION) return { ok: false, failure: "session.version" };
   let pt: Uint8Array;
   try {
-    pt = new Uint8Array(
+    pt = isKeyObject(key) ? gcmOpen(key, raw.subarray(1, 13), raw.subarray(13)) : new Uint8Array(
       await crypto.subtle.decrypt(
         {
           name: "AES-GCM",
