@@ -177,7 +177,14 @@ export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
       await next();
     } finally {
       release?.();
-      deps.metrics.request(endpoint, c.res.status, (performance.now() - start) / 1000);
+      const ms = performance.now() - start;
+      deps.metrics.request(endpoint, c.res.status, ms / 1000);
+      // The KMS's own share of the latency (RFC-less but common Server-Timing form).
+      if (isProtocol) {
+        try {
+          c.res.headers.set("server-timing", `kms;dur=${ms.toFixed(2)}`);
+        } catch { /* immutable headers: no timing */ }
+      }
     }
   });
 

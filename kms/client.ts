@@ -72,6 +72,8 @@ export interface KmsHttpResponse {
    * jittered by the KMS), else its Retry-After seconds.
    */
   retryAfterMs?: number;
+  /** The KMS's own time for the request (ms), from its `server-timing: kms;dur=` header. */
+  serverMs?: number;
 }
 
 /** How the client talks to the KMS (a pinned HTTPS connection, or a test double). */
@@ -227,10 +229,14 @@ export function pinnedHttpsTransport(
             }
             const status = res.statusCode ?? 0;
             const retryAfterMs = retryHint(status, res.headers["retry-after"], parsed);
+            const timing = /(?:^|,)\s*kms;dur=([\d.]{1,12})/.exec(
+              String(res.headers["server-timing"] ?? ""),
+            );
             resolve({
               status,
               body: parsed,
               ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+              ...(timing ? { serverMs: Number(timing[1]) } : {}),
             });
           });
           res.on("error", fail);

@@ -116,6 +116,23 @@ const RESTRICTED = 1 << 16;
 const DECRYPT = 1 << 17;
 const SIGN = 1 << 18;
 
+const TPM_ALG_SHA256 = 0x000b;
+
+/**
+ * TPM name of an unmarshalled public area: nameAlg ‖ H(TPMT_PUBLIC). SHA-256 names (every AK
+ * the KMS sees) are hashed synchronously here; other algorithms go through `computeName`.
+ */
+async function nameOf(
+  pub: { public: { nameAlg: number }; tpmtBytes: Uint8Array },
+): Promise<Uint8Array> {
+  if (pub.public.nameAlg !== TPM_ALG_SHA256) return await computeName(pub.tpmtBytes);
+  const out = new Uint8Array(34);
+  out[0] = TPM_ALG_SHA256 >> 8;
+  out[1] = TPM_ALG_SHA256 & 0xff;
+  out.set(createHash("sha256").update(pub.tpmtBytes).digest(), 2);
+  return out;
+}
+
 /** SHA-256 of a certificate's SubjectPublicKeyInfo: the node identity the KMS records. */
 export function identityOfEkCertificate(der: Uint8Array): Uint8Array {
   const spki = new Uint8Array(parseCertificate(der).publicKey.rawData);
@@ -168,7 +185,7 @@ export function createTpmCredentialIssuer(trust: EkTrust = sharedEkTrust): Crede
         detail = d.message;
       }
       if (checks.length || !ek) return { ok: false, checks, detail };
-      const akName = await computeName(akPub.tpmtBytes);
+      const akName = await nameOf(akPub);
       const cred = makeCredential(ek.ekPublic, akName, input.secret);
       return {
         ok: true,
@@ -239,7 +256,7 @@ export function createTpmEvidenceVerifier(
       try {
         if (typeof akB64 !== "string" || akB64.length > 4096) throw new Error("no akPublic");
         const docAk = fromBase64(akB64, "akPublic");
-        const name = await computeName(unmarshalTpm2bPublic(docAk).tpmtBytes);
+        const name = await nameOf(unmarshalTpm2bPublic(docAk));
         if (!bytesEqual(name, input.akName)) {
           fail(
             "ak.session_mismatch",

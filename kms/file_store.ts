@@ -99,9 +99,13 @@ export class FileStore implements KmsStore {
     this.description = `file:${dir}`;
   }
 
-  /** Make the directory layout (0700). */
+  private laidOut = false;
+
+  /** Make the directory layout (0700); once per store object. */
   async ensureLayout(): Promise<void> {
+    if (this.laidOut) return;
     await Deno.mkdir(join(this.dir, "disks"), { recursive: true, mode: 0o700 });
+    this.laidOut = true;
   }
 
   private diskPath(uuid: string): string {

@@ -13,7 +13,7 @@
 import { z } from "zod";
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
 import { createHash } from "node:crypto";
-import { concat, fromBase64, toBase64, utf8 } from "../lib/bytes.ts";
+import { fromBase64, toBase64, utf8 } from "../lib/bytes.ts";
 import { ConfidantError } from "../lib/errors.ts";
 import { b64, type ReleaseRequest, roleSchema } from "./protocol.ts";
 import { DISK_UUID_RE } from "./keys.ts";
