@@ -89,3 +89,27 @@ Deno.test("ReplayCache refuses a second claim until expiry and fails closed when
   assert.equal(c.claim(d, NOW + 10, NOW + 1), "full");
   assert.equal(c.claim(d, NOW + 20, NOW + 11), "fresh", "expired ids are purged");
 });
+
+Deno.test("a session token sealed with the KeyObject key opens with the Web Crypto key of the same derivation, and back", async () => {
+  const d = await KeyDeriver.create(generateMasterSecret("c1"));
+  const web = await d.sessionKey();
+  const node = d.sessionKeyObject();
+  const now = 1_000_000;
+  const claims = {
+    sid: new Uint8Array(16).fill(1),
+    nonce: new Uint8Array(32).fill(2),
+    secretDigest: new Uint8Array(32).fill(3),
+    akName: new Uint8Array(34).fill(4),
+    identity: new Uint8Array(32).fill(5),
+    endorsement: { trust: "pinned" as const, ekCertificateDigest: new Uint8Array(32).fill(6) },
+    variant: "tpm" as const,
+    expiresAt: now + 30_000,
+  };
+  const a = await openSessionToken(web, await sealSessionToken(node, claims, now), now);
+  const b = await openSessionToken(node, await sealSessionToken(web, claims, now), now);
+  assert.ok(a.ok && b.ok);
+  assert.deepEqual(a.claims.nonce, claims.nonce);
+  const other = (await KeyDeriver.create(generateMasterSecret("c1"))).sessionKeyObject();
+  const forged = await openSessionToken(other, await sealSessionToken(node, claims, now), now);
+  assert.deepEqual(forged, { ok: false, failure: "session.forged" });
+});
