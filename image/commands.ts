@@ -87,7 +87,8 @@ export const upCommand = defineCommand({
   description: `
 Builds or reuses the node image, starts \`kms serve\` on 127.0.0.1:PORT with a policy made by
 \`image measure\`, provisions an swtpm with an EK certificate, and boots one node under
-OVMF with a state disk and user-mode networking (the guest reaches the KMS at 10.0.2.2).
+OVMF with a state disk and user-mode networking (QEMU forwards the guest's 10.0.2.100:8443 to
+the KMS port).
 Streams the node's console until its agent reports; everything keeps running until
 \`confidant down\`. State lives in .cache/up/.`,
   flags: [
@@ -110,7 +111,7 @@ Streams the node's console until its agent reports; everything keeps running unt
     };
     ctx.out(
       ctx.json ? JSON.stringify(summary) : [
-        `up in ${summary.seconds} s: KMS ${st.kmsUrl} (host 127.0.0.1), node console ${st.consolePath}`,
+        `up in ${summary.seconds} s: KMS ${st.kmsUrl}, node console ${st.consolePath}`,
         ...st.processes.map((p) => `  ${p.role.padEnd(12)} pid ${p.pid}`),
         "stop with: confidant down",
       ].join("\n"),

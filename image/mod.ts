@@ -68,3 +68,15 @@ export {
   waitForConsole,
 } from "./vm.ts";
 export { down, runsProgram, up, type UpOptions, type UpState } from "./up.ts";
+export {
+  createSparseDisk,
+  KMS_GUEST_ADDR,
+  type KmsProcess,
+  type KmsProcessOptions,
+  nodeCmdline,
+  startKms,
+  STATE_DISK_SERIAL,
+  SWTPM_LOCALCA_CERTS,
+  swtpmLocalCaPems,
+  writeClusterPolicy,
+} from "./cluster.ts";

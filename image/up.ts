@@ -7,11 +7,10 @@
  *
  * Order of `up` (each step reuses what a previous `up` left in the directory):
  * 1. `kms init` (once), then `kms serve` on 127.0.0.1:PORT with its self-signed
- *    certificate (also valid for 10.0.2.2, the host as the guest sees it) and an
- *    empty policy; its TLS fingerprint is read from its first output line.
- * 2. The node image, with `confidant.kms=https://10.0.2.2:PORT`, the fingerprint,
- *    the disk and the role on its measured command line (same port and
- *    certificate → the cached image is reused).
+ *    certificate and an empty policy; its TLS fingerprint is read from its output.
+ * 2. The node image, with `confidant.kms=https://10.0.2.100:8443` (forwarded by
+ *    QEMU to the host port), the fingerprint, the disk and the role on its
+ *    measured command line (same certificate → the cached image is reused).
  * 3. The policy: `image measure` PCRs plus swtpm's local CA as EK CA; the KMS
  *    reloads it.
  * 4. swtpm with an EK certificate, a sparse state disk, QEMU with user-mode
@@ -22,9 +21,16 @@
 import { join } from "node:path";
 import { atomicWriteFile } from "../lib/atomic_write.ts";
 import { ConfidantError } from "../lib/errors.ts";
-import { measureUki } from "./measure.ts";
+import {
+  createSparseDisk,
+  KMS_GUEST_ADDR,
+  nodeCmdline,
+  startKms,
+  STATE_DISK_SERIAL,
+  swtpmLocalCaPems,
+  writeClusterPolicy,
+} from "./cluster.ts";
 import { buildNodeImage, findRepoRoot } from "./node_image.ts";
-import { policyPcrs } from "./policy_pcrs.ts";
 import { provisionSwtpm, startUefiVm, waitForConsole } from "./vm.ts";
 
 /** What `up` records for `down`. */
@@ -40,7 +46,7 @@ export interface UpState {
 export interface UpOptions {
   /** Working directory (default `<repo>/.cache/up`). */
   dir?: string;
-  /** KMS port on 127.0.0.1 (default 18443); part of the measured command line. */
+  /** KMS port on 127.0.0.1 (default 18443). */
   port?: number;
   /** Stop streaming after this long (the node keeps running). */
   waitMs?: number;
@@ -48,14 +54,7 @@ export interface UpOptions {
   log: (line: string) => void;
 }
 
-/** swtpm's local CA certificates (root and issuer), used as EK CAs in the policy. */
-export const SWTPM_LOCALCA_CERTS = [
-  "/var/lib/swtpm-localca/swtpm-localca-rootca-cert.pem",
-  "/var/lib/swtpm-localca/issuercert.pem",
-];
-
 const STATE_DISK_BYTES = 2 * 1024 ** 3;
-const STATE_DISK_SERIAL = "confidant-state";
 
 async function readState(dir: string): Promise<UpState | null> {
   try {
@@ -93,71 +92,29 @@ export async function up(opts: UpOptions): Promise<UpState> {
     }
   }
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const kmsDir = join(dir, "kms");
-  const kek = join(dir, "kek");
   const policyPath = join(dir, "policy.json");
-  const self = (
-    args: string[],
-  ) => [Deno.execPath(), "run", "--allow-all", join(repo, "main.ts"), ...args];
 
-  // 1. KMS
-  if (!(await Deno.stat(join(kmsDir, ".initialized")).then(() => true, () => false))) {
-    log("kms: init");
-    const [cmd, ...args] = self(["kms", "init", "--state-dir", kmsDir, "--kek-file", kek]);
-    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-    if (!r.success) {
-      throw new ConfidantError("up.kms", `kms init failed: ${new TextDecoder().decode(r.stderr)}`);
-    }
-    await Deno.writeTextFile(join(kmsDir, ".initialized"), "");
-  }
+  // 1. KMS (empty policy until the image is measured)
   await atomicWriteFile(policyPath, JSON.stringify({ pcrs: {} }));
-  const kmsLog = join(dir, "kms.log");
-  const [kcmd, ...kargs] = self([
-    "kms",
-    "serve",
-    "--state-dir",
-    kmsDir,
-    "--kek-file",
-    kek,
-    "--policy",
+  log("kms: starting");
+  const kms = await startKms({
+    repo,
+    stateDir: join(dir, "kms"),
+    kekFile: join(dir, "kek"),
     policyPath,
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--san",
-    "10.0.2.2",
-    "--json",
-  ]);
-  // through sh so the KMS writes straight to files and outlives this process
-  const kms = new Deno.Command("setsid", {
-    args: ["sh", "-c", 'exec "$@" > "$KMS_LOG" 2> "$KMS_ERR"', "sh", kcmd, ...kargs],
-    env: { KMS_LOG: kmsLog, KMS_ERR: join(dir, "kms.err") },
-    cwd: repo,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+    port,
+    logPath: join(dir, "kms.log"),
+    errPath: join(dir, "kms.err"),
+    detached: true,
+  });
   const state: UpState = {
     processes: [{ pid: kms.pid, program: "deno", role: "kms" }],
-    kmsUrl: `https://10.0.2.2:${port}`,
+    kmsUrl: `https://127.0.0.1:${port} (guest: https://${KMS_GUEST_ADDR})`,
     consolePath: "",
     uki: "",
   };
   await atomicWriteFile(join(dir, "state.json"), JSON.stringify(state));
-  let kmsExited = false;
-  kms.status.then(() => (kmsExited = true));
-  let fingerprint: string | null = null;
-  for (let i = 0; i < 240 && !fingerprint && !kmsExited; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    const text = await Deno.readTextFile(kmsLog).catch(() => "");
-    fingerprint = /"fingerprint"\s*:\s*"([0-9a-f]{64})"/.exec(text)?.[1] ?? null;
-  }
-  if (!fingerprint) {
-    throw new ConfidantError(
-      "up.kms",
-      `kms serve did not report its fingerprint (see ${kmsLog} and kms.err)`,
-    );
-  }
-  log(`kms: listening on 127.0.0.1:${port} (guest: ${state.kmsUrl}), TLS sha256 ${fingerprint}`);
+  log(`kms: ${state.kmsUrl}, TLS sha256 ${kms.fingerprint}`);
 
   // 2. image
   log("image: building or reusing the node UKI");
@@ -165,47 +122,27 @@ export async function up(opts: UpOptions): Promise<UpState> {
     repoRoot: repo,
     cacheDir: join(repo, ".cache/image"),
     deno: Deno.execPath(),
-    extraCmdline: [
-      `confidant.kms=${state.kmsUrl}`,
-      `confidant.kms_fingerprint=${fingerprint}`,
-      `confidant.disk=/dev/disk/by-id/virtio-${STATE_DISK_SERIAL}`,
-      "confidant.role=worker",
-    ].join(" "),
+    extraCmdline: nodeCmdline(kms.fingerprint),
   });
   state.uki = img.uki;
   log(`image: ${img.uki} (${img.cached ? "cached" : "built"}, sha256 ${img.sha256})`);
 
   // 3. policy
-  const m = await measureUki(await Deno.readFile(img.uki));
   const nodeDir = join(dir, "node0");
   await provisionSwtpm(join(nodeDir, "tpm"));
-  const ekCas: string[] = [];
-  for (const f of SWTPM_LOCALCA_CERTS) {
-    const pem = await Deno.readTextFile(f).catch(() => "");
-    if (pem) ekCas.push(pem);
-  }
-  if (ekCas.length === 0) {
-    throw new ConfidantError("up.swtpm", "swtpm's local CA certificates are missing (swtpm-tools)");
-  }
-  await atomicWriteFile(
-    policyPath,
-    JSON.stringify({ pcrs: policyPcrs(m), ak: { ekCaCertificates: ekCas } }, null, 2),
-  );
+  await writeClusterPolicy(policyPath, await Deno.readFile(img.uki), await swtpmLocalCaPems());
   log("kms: policy written (PCR 4, 11, 12 of the image; EK CA = swtpm local CA)");
 
   // 4. node
   const disk = join(nodeDir, "state.img");
-  if (!(await Deno.stat(disk).then(() => true, () => false))) {
-    const f = await Deno.open(disk, { write: true, createNew: true });
-    await f.truncate(STATE_DISK_BYTES);
-    f.close();
-  }
+  await createSparseDisk(disk, STATE_DISK_BYTES);
   const vm = await startUefiVm({
     uki: img.uki,
     runDir: nodeDir,
     tpmStateDir: join(nodeDir, "tpm"),
     disks: [{ path: disk, serial: STATE_DISK_SERIAL }],
     network: true,
+    kmsHostPort: port,
     detached: true,
   });
   state.processes.push(
@@ -223,7 +160,7 @@ export async function up(opts: UpOptions): Promise<UpState> {
   );
   log(r.matched ? "node0: agent reported (see above)" : "node0: still booting; it keeps running");
   vm.detach();
-  kms.unref();
+  kms.detach();
   return state;
 }
 

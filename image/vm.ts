@@ -12,6 +12,7 @@
  */
 import { join } from "node:path";
 import { ConfidantError } from "../lib/errors.ts";
+import { KMS_GUEST_ADDR } from "./cluster.ts";
 
 /** Debian 12 OVMF firmware (package ovmf). */
 export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -37,6 +38,12 @@ export interface UefiVmOptions {
   disks?: VmDisk[];
   /** User-mode networking: the guest reaches the host's loopback as 10.0.2.2. */
   network?: boolean;
+  /**
+   * With `network`: forward the guest's connections to KMS_GUEST_ADDR
+   * (10.0.2.100:8443) to this port on the host's 127.0.0.1 (one `busybox nc`
+   * relay per connection; busybox-static).
+   */
+  kmsHostPort?: number;
   memoryMiB?: number;
   cpus?: number;
   /**
@@ -68,6 +75,8 @@ export interface UefiQemuConfig {
   consolePath: string;
   disks: VmDisk[];
   network: boolean;
+  /** Host loopback port that the guest's KMS_GUEST_ADDR is forwarded to. */
+  kmsHostPort?: number;
   memoryMiB: number;
   cpus: number;
 }
@@ -123,7 +132,17 @@ export function uefiQemuArgs(c: UefiQemuConfig): string[] {
       `virtio-blk-pci,drive=disk${i}${d.serial ? `,serial=${d.serial}` : ""}`,
     );
   });
-  if (c.network) a.push("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0");
+  if (c.network) {
+    let netdev = "user,id=n0";
+    if (c.kmsHostPort !== undefined) {
+      if (!Number.isInteger(c.kmsHostPort) || c.kmsHostPort < 1 || c.kmsHostPort > 65535) {
+        throw new ConfidantError("vm.port", `bad KMS port ${c.kmsHostPort}`);
+      }
+      // cmd: runs one relay per guest connection (a tcp: chardev would be one shared stream)
+      netdev += `,guestfwd=tcp:${KMS_GUEST_ADDR}-cmd:busybox nc 127.0.0.1 ${c.kmsHostPort}`;
+    }
+    a.push("-netdev", netdev, "-device", "virtio-net-pci,netdev=n0");
+  }
   return a;
 }
 
@@ -161,6 +180,84 @@ export async function provisionSwtpm(stateDir: string): Promise<void> {
       `swtpm_setup failed: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`,
     );
   }
+  await disableDictionaryAttackLockout(stateDir);
+}
+
+/**
+ * A VM stopped by `confidant down` or a test never sends TPM2_Shutdown, and a
+ * TPM counts every such start as a failed authorization: after a few, the
+ * lockout blocks ActivateCredential (TPM_RC_LOCKOUT). A development TPM gets
+ * recovery time 0, which turns dictionary-attack protection off.
+ */
+async function disableDictionaryAttackLockout(stateDir: string): Promise<void> {
+  const port = freeTcpPort();
+  const swtpm = new Deno.Command("swtpm", {
+    args: [
+      "socket",
+      "--tpm2",
+      "--tpmstate",
+      `dir=${stateDir}`,
+      "--server",
+      `type=tcp,port=${port},bindaddr=127.0.0.1`,
+      "--ctrl",
+      `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+      "--flags",
+      "not-need-init,startup-clear",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const env = { TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` };
+    let last = "";
+    for (let i = 0; i < 40; i++) {
+      const r = await new Deno.Command("tpm2_dictionarylockout", {
+        args: [
+          "--setup-parameters",
+          "--max-tries=32",
+          "--recovery-time=0",
+          "--lockout-recovery-time=0",
+        ],
+        env,
+        stdout: "null",
+        stderr: "piped",
+      }).output().catch((e) => {
+        throw new ConfidantError(
+          "vm.tool",
+          `cannot run tpm2_dictionarylockout (install tpm2-tools): ${e}`,
+        );
+      });
+      if (r.success) {
+        await new Deno.Command("tpm2_shutdown", { args: [], env, stdout: "null", stderr: "null" })
+          .output();
+        return;
+      }
+      last = new TextDecoder().decode(r.stderr).trim();
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new ConfidantError("vm.swtpm", `could not set the TPM's lockout parameters: ${last}`);
+  } finally {
+    try {
+      swtpm.kill("SIGTERM");
+    } catch { /* gone */ }
+    await swtpm.output().catch(() => {});
+  }
+}
+
+/** A free TCP port on 127.0.0.1 whose successor is free too (swtpm's control port). */
+function freeTcpPort(): number {
+  for (let i = 0; i < 50; i++) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (port >= 65535) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port: port + 1 }).close();
+      return port;
+    } catch { /* taken; try another */ }
+  }
+  throw new ConfidantError("vm.port", "no free pair of TCP ports");
 }
 
 /** Start swtpm and QEMU for `opts.uki`; the VM runs until it powers off or is killed. */
@@ -221,6 +318,7 @@ export async function startUefiVm(opts: UefiVmOptions): Promise<UefiVm> {
     consolePath,
     disks: opts.disks ?? [],
     network: opts.network ?? false,
+    kmsHostPort: opts.kmsHostPort,
     memoryMiB: opts.memoryMiB ?? 2048,
     cpus: opts.cpus ?? 2,
   });

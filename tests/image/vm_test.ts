@@ -22,6 +22,12 @@ Deno.test("uefiQemuArgs() boots the ESP under OVMF with a CRB vTPM and the disks
   assert.ok(a.some((x) => x.startsWith("if=pflash,format=raw,readonly=on,file=")));
 });
 
+Deno.test("uefiQemuArgs() relays the guest's KMS address to the host port, one nc per connection", () => {
+  const a = uefiQemuArgs({ ...base, kmsHostPort: 40123 });
+  assert.ok(a.includes("user,id=n0,guestfwd=tcp:10.0.2.100:8443-cmd:busybox nc 127.0.0.1 40123"));
+  assert.throws(() => uefiQemuArgs({ ...base, kmsHostPort: 0 }), /bad KMS port/);
+});
+
 Deno.test("uefiQemuArgs() refuses paths QEMU would split and bad serials", () => {
   assert.throws(() => uefiQemuArgs({ ...base, espDir: "/r/a,b" }), /contains/);
   assert.throws(() => uefiQemuArgs({ ...base, disks: [{ path: "/x", serial: "has space" }] }));
