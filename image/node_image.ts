@@ -243,6 +243,8 @@ export async function buildNodeImage(opts: NodeImageOptions): Promise<NodeImage>
     if (!opts.outDir) {
       try {
         await Deno.stat(join(dir, "complete"));
+        // mark as recently used, so pruning after other builds keeps it
+        await Deno.utime(dir, new Date(), new Date()).catch(() => {});
         return { uki, initrd, cmdline, sha256: await fileSha256(uki), key, cached: true };
       } catch { /* build */ }
     }
@@ -293,12 +295,30 @@ export async function buildNodeImage(opts: NodeImageOptions): Promise<NodeImage>
         work,
       );
       await Deno.writeTextFile(join(dir, "complete"), "");
+      if (!opts.outDir) await pruneBuilds(join(opts.cacheDir, "node"), KEEP_BUILDS);
     } finally {
       await Deno.remove(built.scratch, { recursive: true }).catch(() => {});
     }
     return { uki, initrd, cmdline, sha256: await fileSha256(uki), key, cached: false };
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Node builds kept in the cache (each ~110 MB); older ones are removed after a new build. */
+const KEEP_BUILDS = 6;
+
+/** Remove all but the `keep` most recently modified build directories under `dir`. */
+async function pruneBuilds(dir: string, keep: number): Promise<void> {
+  const builds: { path: string; mtime: number }[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.isDirectory) continue;
+    const st = await Deno.stat(join(dir, e.name)).catch(() => null);
+    builds.push({ path: join(dir, e.name), mtime: st?.mtime?.getTime() ?? 0 });
+  }
+  builds.sort((a, b) => b.mtime - a.mtime);
+  for (const b of builds.slice(keep)) {
+    await Deno.remove(b.path, { recursive: true }).catch(() => {});
   }
 }
 
