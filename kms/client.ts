@@ -303,7 +303,7 @@ export interface RequestReleaseOptions {
   tpm: Tpm;
   /** What to ask for. */
   request: ReleaseRequest;
-  /** SHA-256 PCRs to quote (default 0-9). */
+  /** SHA-256 PCRs to quote (default `DEFAULT_PCRS` of attestation/issue.ts: 0-9, 11, 12, 14). */
   pcrs?: number[];
   /**
    * EK type whose certificate is read from NV (default RSA 2048: TPMs certify it, and swtpm
@@ -439,7 +439,7 @@ async function exchange(
     const evidence: IssuedDocument = await issueDocument(opts.tpm, {
       nonce,
       userData: await sha256(ephemeral.publicKey),
-      pcrs: opts.pcrs ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      pcrs: opts.pcrs,
       ekAlg: ekKind,
       endorsementPassword: opts.endorsementPassword,
       tee: tee ?? "none",
