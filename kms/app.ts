@@ -168,8 +168,10 @@ export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
         const a = gate.enter(endpoint === FINISH_PATH ? 2 : 1);
         if (!a.admitted) {
           deps.metrics.refusal(["kms.overloaded"]);
+          // A shed node holds nothing here while it waits: its connection is closed.
           return c.json({ error: "overloaded", retryAfterMs: a.retryAfterMs }, 429, {
             "Retry-After": String(a.retryAfterSeconds),
+            Connection: "close",
           });
         }
         release = a.release;
