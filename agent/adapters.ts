@@ -18,6 +18,9 @@ import { ConfidantError } from "../lib/errors.ts";
 import { Tpm } from "../attestation/tpm/client.ts";
 import { openTransport } from "../attestation/tpm/transport/open.ts";
 import { issueDocument } from "../attestation/issue.ts";
+import { loadAttestationKeys } from "../attestation/tpm/keys.ts";
+import { parseCertificate } from "../attestation/ek_certificate.ts";
+import { sha256, toHex } from "../lib/bytes.ts";
 import type { TeeChoice, TeeIssueOptions } from "../attestation/tee_issue.ts";
 import {
   KmsRefusedError as KmsClientRefused,
@@ -27,6 +30,7 @@ import {
 import type { StateDisk } from "../cryptsetup/state_disk.ts";
 import { DISK_UUID_PATTERN, MAPPER_NAME } from "../cryptsetup/lifecycle.ts";
 import type {
+  AttestationIdentity,
   Attestor,
   DiskInspection,
   DiskService,
@@ -114,9 +118,31 @@ export interface KmsAdapterOptions extends TeeSettings {
   >;
 }
 
+/**
+ * The AK name and EK certificate of `tpm` as the release requests present them (the same
+ * templates kms/client.ts loads: ECC AK, EK of `ekKind`, default RSA 2048). Public values.
+ */
+export async function readAttestationIdentity(
+  tpm: Tpm,
+  ekKind: "ecc" | "rsa" = "rsa",
+): Promise<AttestationIdentity> {
+  const keys = await loadAttestationKeys(tpm, { ek: ekKind, ak: "ecc" });
+  try {
+    const cert = parseCertificate(await tpm.nvRead(keys.ekCertIndex));
+    return {
+      akName: toHex(keys.ak.name),
+      ekCertificateSha256: toHex(await sha256(new Uint8Array(cert.rawData))),
+      ekIssuer: cert.issuer,
+    };
+  } finally {
+    await keys.flush();
+  }
+}
+
 /** The {@link KmsClient} port over kms/client.ts `requestRelease`. */
 export function kmsClientAdapter(opts: KmsAdapterOptions): KmsClient {
   return {
+    identity: () => opts.tpm.with((tpm) => readAttestationIdentity(tpm, opts.extra?.ekKind)),
     async requestRelease(req: ReleaseRequest): Promise<Release> {
       try {
         const r = await opts.tpm.with((tpm) =>

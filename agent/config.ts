@@ -66,6 +66,13 @@ export const AgentConfigSchema = z.strictObject({
     { error: "nodeName.name is required when nodeName.source is config", path: ["name"] },
   ),
   kubeadm: z.strictObject({
+    /**
+     * Whether this node joins a Kubernetes cluster (default true). `false` is for a
+     * node without Kubernetes (the local cluster in a box, `confidant up`): the boot
+     * ends once the state disk is mounted and WireGuard is set up, join and the Cilium
+     * checks are skipped, and the node's final phase is `unlocked`, not `ready`.
+     */
+    join: z.boolean().default(true),
     /** tmpfs directory where the JoinConfiguration lives while kubeadm runs. */
     runtimeDir: absPath.default("/run/confidant"),
     criSocket: z.string().regex(/^unix:\/\/\/\S+$/).default(
@@ -85,6 +92,7 @@ export const AgentConfigSchema = z.strictObject({
     attempts: z.number().int().min(1).max(20).default(3),
     timeoutSeconds: z.number().int().min(10).max(3600).default(600),
   }).default(() => ({
+    join: true,
     runtimeDir: "/run/confidant",
     criSocket: "unix:///run/containerd/containerd.sock",
     bindPort: 6443,
@@ -164,6 +172,7 @@ export const CMDLINE_KEYS: Readonly<
   "confidant.listen": { path: ["listen"], type: "string" },
   "confidant.tee": { path: ["attestation", "tee"], type: "string" },
   "confidant.cilium_apply": { path: ["cilium", "applyConfig"], type: "boolean" },
+  "confidant.join": { path: ["kubeadm", "join"], type: "boolean" },
 };
 
 /** Split a kernel command line into `key=value` words (double quotes group, as the kernel does). */

@@ -2,6 +2,8 @@
  * The boot state machine: read config → attest and get the release from the
  * KMS → unlock or first-format the state disk → mount → WireGuard → kubeadm
  * join → Cilium config (first control-plane node) → encryption reported → ready.
+ * A node configured not to join (`kubeadm.join: false`, the cluster in a box)
+ * skips the last three steps and ends in phase `unlocked`.
  *
  * Each step has an attempt timeout and a retry policy (backoff with jitter)
  * where a retry can help, and fails with a named error where it cannot. Every
@@ -22,6 +24,7 @@ import {
   joiningConfig,
 } from "./config.ts";
 import type {
+  AttestationIdentity,
   Clock,
   CommandRunner,
   DiskService,
@@ -296,6 +299,7 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
 
   // 2. release (attestation happens inside the KMS client)
   let release: Release | undefined;
+  let identity: AttestationIdentity | undefined;
   let diskUuid = "";
   let diskOpenedDevice: string | undefined;
   if (
@@ -309,6 +313,16 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
         throw new ConfidantError("agent.disk", "the state disk has a LUKS header without a UUID");
       }
       diskOpenedDevice = inspection.opened ? inspection.openedDevice : undefined;
+      if (kms.identity && !identity) {
+        identity = await kms.identity(signal).catch((e) => {
+          log.warn("cannot read the TPM's attestation identity", {
+            step: "release",
+            error: describeError(e).message,
+          });
+          return undefined;
+        });
+        if (identity) log.info("attestation identity", { step: "release", ...identity });
+      }
       release = await kms.requestRelease({ role: config.role, nodeName, diskUuid }, signal);
       return {
         status: "done",
@@ -316,6 +330,7 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
           diskUuid,
           kms: release.kmsIdentity ?? "-",
           joinTicket: release.joinTicket !== undefined,
+          akName: identity?.akName,
         },
       };
     }, (e) => e instanceof KmsUnavailableError || isTimeout(e))
@@ -365,6 +380,21 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
       return { status: "done" };
     }, () => true)
   ) return false;
+
+  // No Kubernetes to join (cluster in a box): the disk is what this node was for.
+  if (!config.kubeadm.join) {
+    const reason = "no Kubernetes in this box (kubeadm.join: false)";
+    for (const step of ["join", "cilium-config", "encryption"] as const) {
+      state.attemptStarted(step);
+      state.finished(step, "skipped", { reason });
+      log.info("step finished", { step, outcome: "skipped", attempt: 1, durationMs: 0, reason });
+    }
+    state.markUnlocked();
+    log.info("node unlocked", { step: "unlocked", outcome: "unlocked" });
+    await deps.notifier.notify({ READY: "1", STATUS: "node unlocked (no cluster to join)" })
+      .catch((e) => log.warn("sd_notify failed", { error: describeError(e).message }));
+    return true;
+  }
 
   // 6. kubeadm join
   if (

@@ -39,8 +39,20 @@ export interface ReleaseRequest {
   diskUuid: string;
 }
 
+/** Public identity of the node's TPM as the KMS sees it (for the log). */
+export interface AttestationIdentity {
+  /** TPM name of the attestation key (hex). */
+  akName: string;
+  /** SHA-256 of the EK certificate (DER, hex). */
+  ekCertificateSha256: string;
+  /** Issuer of the EK certificate (RFC 4514 string). */
+  ekIssuer: string;
+}
+
 /** Attests the node and asks the KMS for its release. */
 export interface KmsClient {
+  /** The AK and EK the release requests use (optional; logged once, never required). */
+  identity?(signal: AbortSignal): Promise<AttestationIdentity>;
   /**
    * Throws {@link KmsUnavailableError} when the KMS cannot be reached (the agent waits and
    * retries) and {@link KmsRefusedError} when it answered with a refusal (final for this boot).

@@ -151,7 +151,7 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
   if (!ok) {
     const f = state.snapshot().failure;
     await notifier.notify({ STATUS: `boot failed at ${f?.step}: ${f?.code}` }).catch(() => {});
-  } else {
+  } else if (state.snapshot().phase === "ready") {
     const config = (await deps.loadConfig()).config;
     const nodeName = state.snapshot().node.name!;
     const recheck = async () => {

@@ -45,8 +45,12 @@ export interface StepState {
   detail: Record<string, DetailValue>;
 }
 
-/** Overall phase. */
-export type Phase = "booting" | "ready" | "failed";
+/**
+ * Overall phase. `unlocked`: a node configured not to join (`kubeadm.join: false`) got
+ * its key, mounted its state disk and set up WireGuard; join and the Cilium checks
+ * were skipped, so it is not `ready` in the cluster sense.
+ */
+export type Phase = "booting" | "ready" | "unlocked" | "failed";
 
 /** What Cilium reports about WireGuard on this node. */
 export interface EncryptionState {
@@ -157,5 +161,10 @@ export class StateStore {
   /** All steps passed. */
   markReady(): void {
     this.#state.phase = "ready";
+  }
+
+  /** The disk is unlocked and mounted; there is no cluster to join (phase `unlocked`). */
+  markUnlocked(): void {
+    this.#state.phase = "unlocked";
   }
 }

@@ -66,6 +66,7 @@ export function hang(signal: AbortSignal): Promise<never> {
 /** A KMS whose answers are scripted call by call (the last entry repeats). */
 export class FakeKms implements KmsClient {
   calls: ReleaseRequest[] = [];
+  identity?: KmsClient["identity"];
   constructor(
     public script: ((req: ReleaseRequest, signal: AbortSignal) => Promise<Release>)[],
   ) {}

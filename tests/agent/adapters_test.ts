@@ -16,6 +16,7 @@ import { KmsRefusedError } from "../../agent/ports.ts";
 import type { KmsTransport } from "../../kms/client.ts";
 import { BEGIN_PATH } from "../../kms/protocol.ts";
 import { ConfidantError } from "../../lib/errors.ts";
+import { fromBase64, sha256, toHex } from "../../lib/bytes.ts";
 import { testLogger } from "./_fakes.ts";
 
 Deno.test("the agent's TEE choice reaches /v1/attestation and the KMS begin request", async (t) => {
@@ -100,5 +101,44 @@ Deno.test("the agent's TEE choice reaches /v1/attestation and the KMS begin requ
     await tpm.with(() => Promise.resolve());
     await sw.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kmsClientAdapter().identity() names the AK and EK certificate the begin request sends", async () => {
+  const sw = await startSwtpm({ ekCert: true });
+  const tpm = new TpmAccess(sw.spec);
+  try {
+    let begin: { ekCertificate: string; akPublic: string } | undefined;
+    const client = kmsClientAdapter({
+      kmsUrl: "https://127.0.0.1:1",
+      fingerprint: "ab".repeat(32),
+      tpm,
+      tee: "none",
+      extra: {
+        transport: {
+          post(_path, body) {
+            begin = body as typeof begin;
+            return Promise.resolve({ status: 403, body: { error: "refused", checks: ["test"] } });
+          },
+        },
+      },
+    });
+    const id = await client.identity!(new AbortController().signal);
+    await assert.rejects(
+      client.requestRelease(
+        { role: "worker", nodeName: "n", diskUuid: crypto.randomUUID() },
+        new AbortController().signal,
+      ),
+      KmsRefusedError,
+    );
+    assert.ok(begin);
+    const ekDer = fromBase64(begin.ekCertificate);
+    assert.equal(id.ekCertificateSha256, toHex(await sha256(ekDer)));
+    // TPM name of an SHA-256 key: TPM_ALG_SHA256 (000b) || SHA-256(TPMT_PUBLIC)
+    const akTpmt = fromBase64(begin.akPublic).subarray(2);
+    assert.equal(id.akName, "000b" + toHex(await sha256(akTpmt)));
+    assert.match(id.ekIssuer, /CN=/);
+  } finally {
+    await sw.stop();
   }
 });

@@ -79,6 +79,13 @@ Deno.test("loadAgentConfig() takes values from the kernel command line over the 
   ]);
 });
 
+Deno.test("loadAgentConfig() joins by default; confidant.join=false turns the join off", () => {
+  assert.equal(loadAgentConfig(MINIMAL).config.kubeadm.join, true);
+  assert.equal(loadAgentConfig(MINIMAL, "confidant.join=false").config.kubeadm.join, false);
+  assert.equal(loadAgentConfig(MINIMAL, "confidant.join").config.kubeadm.join, true);
+  assert.equal(loadAgentConfig(MINIMAL + "kubeadm:\n  join: false\n").config.kubeadm.join, false);
+});
+
 Deno.test("loadAgentConfig() works from the command line alone", () => {
   const { config } = loadAgentConfig(
     "",

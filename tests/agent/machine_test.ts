@@ -369,3 +369,57 @@ Deno.test("runBoot() fails at config with the config error and touches nothing",
   assert.equal(w.kms.calls.length, 0);
   assert.equal(w.disk.inspections, 0);
 });
+
+Deno.test("runBoot() with kubeadm.join false ends unlocked, join and Cilium skipped", async () => {
+  const w = new World(new FakeKms([() => Promise.resolve(release(false))]));
+  const state = new StateStore(() => w.clock.now());
+  const deps = w.deps(state, {
+    loadConfig: () =>
+      Promise.resolve(loadAgentConfig(yamlFor("worker"), "quiet confidant.join=false")),
+  });
+  assert.equal(await runBoot(deps), true);
+  const s = state.snapshot();
+  assert.equal(s.phase, "unlocked");
+  assert.equal(state.isReady(), false, "unlocked is not cluster-ready");
+  assert.deepEqual(
+    s.steps.map((x) => [x.name, x.status]),
+    [
+      ["config", "done"],
+      ["release", "done"],
+      ["disk", "done"],
+      ["mount", "done"],
+      ["wireguard", "done"],
+      ["join", "skipped"],
+      ["cilium-config", "skipped"],
+      ["encryption", "skipped"],
+    ],
+  );
+  for (const st of s.steps.slice(5)) assert.match(String(st.detail.reason), /no Kubernetes/);
+  assert.equal(w.disk.formats, 1);
+  assert.ok(w.mounter.mounted.has("/var/lib/confidant"));
+  assert.equal(w.runner.calls.length, 0, "kubeadm never runs");
+  assert.ok(w.logs.some((l) => l.msg === "node unlocked" && l.outcome === "unlocked"));
+  assert.deepEqual(w.notifier.sent, [{ READY: "1", STATUS: "node unlocked (no cluster to join)" }]);
+});
+
+Deno.test("runBoot() logs the TPM's attestation identity once and keeps it in the release", async () => {
+  const kms = new FakeKms([() => Promise.resolve(release())]);
+  let asked = 0;
+  kms.identity = () => {
+    asked++;
+    return Promise.resolve({
+      akName: "000b" + "aa".repeat(32),
+      ekCertificateSha256: "bb".repeat(32),
+      ekIssuer: "CN=test CA",
+    });
+  };
+  const w = new World(kms);
+  const state = new StateStore(() => w.clock.now());
+  assert.equal(await runBoot(w.deps(state)), true);
+  assert.equal(asked, 1);
+  const line = w.logs.find((l) => l.msg === "attestation identity")!;
+  assert.equal(line.ekIssuer, "CN=test CA");
+  assert.equal(line.ekCertificateSha256, "bb".repeat(32));
+  const rel = state.snapshot().steps.find((x) => x.name === "release")!;
+  assert.equal(rel.detail.akName, "000b" + "aa".repeat(32));
+});
