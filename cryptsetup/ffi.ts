@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { findSharedLibrary } from "../lib/shared_library.ts";
 import { ConfidantError } from "../lib/errors.ts";
 
 /** Shared-object name of libcryptsetup (Debian package `libcryptsetup12`). */
@@ -98,7 +99,7 @@ let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
 export function cryptLib(): CryptLib {
   if (lib) return lib.symbols;
   try {
-    lib = Deno.dlopen(LIBCRYPTSETUP, SYMBOLS);
+    lib = Deno.dlopen(findSharedLibrary(LIBCRYPTSETUP), SYMBOLS);
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw new ConfidantError(

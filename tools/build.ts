@@ -9,10 +9,11 @@
  *
  * @module
  */
-import { PERMISSION_FLAGS } from "./permissions.ts";
+import { RUNTIME_FLAGS } from "./permissions.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const dist = `${root}dist`;
+/** Output directory: `dist/`, or `$CONFIDANT_DIST` (tests build into a temp dir). */
+const dist = Deno.env.get("CONFIDANT_DIST") ?? `${root}dist`;
 
 async function run(
   args: string[],
@@ -35,7 +36,7 @@ async function compile(): Promise<number> {
   const args = [
     "compile",
     "--no-check",
-    ...PERMISSION_FLAGS,
+    ...RUNTIME_FLAGS,
     "--output",
     `${dist}/confidant`,
     "main.ts",
@@ -84,8 +85,8 @@ async function bundle(): Promise<number> {
     'here="$(cd "$(dirname "$0")" && pwd)"',
     'DENO="${CONFIDANT_DENO:-$here/deno}"',
     '[ -x "$DENO" ] || DENO="$(command -v deno)"',
-    `exec "$DENO" run --no-prompt --no-config ${
-      PERMISSION_FLAGS.map((f) => `'${f}'`).join(" ")
+    `exec "$DENO" run --quiet --no-prompt --no-config ${
+      RUNTIME_FLAGS.map((f) => `'${f}'`).join(" ")
     } "$here/confidant.js" "$@"`,
     "",
   ].join("\n");

@@ -5,8 +5,15 @@
  *
  * What is narrowed, and what is not (and why):
  * - run: only the named programs the agent, the disk code and the box drive.
- * - ffi: only libcryptsetup (the state disk) and libcrypto (fast ECDSA in the KMS).
- * - env: only the named variables.
+ * - ffi: open. The program opens only libcryptsetup (the state disk) and libcrypto
+ *   (fast ECDSA), by absolute path (lib/shared_library.ts), but Deno 2.9 checks the
+ *   pointer and pointer-view APIs against an unrestricted grant, so a path-scoped
+ *   `--allow-ffi` cannot run it (tests/tools/bundle_test.ts shows this). FFI is
+ *   native code, equivalent to full access either way.
+ * - env: open. @kubernetes/client-node loads the `debug` package, which lists
+ *   the whole environment at import time; Deno cannot grant that listing with a
+ *   named-variable allow-list. The variables the program itself reads are in
+ *   ALLOWED_ENV (documentation and the contract the tests check).
  * - sys: only the host facts the agent reports.
  * - read/write/net stay open: the CLI reads documents, policies and key files and
  *   writes outputs at paths the operator names, and the KMS URL is configuration.
@@ -33,10 +40,10 @@ export const ALLOWED_COMMANDS = [
   "openssl",
 ] as const;
 
-/** Shared libraries opened through FFI. */
+/** Shared libraries the program opens through FFI (by absolute path, see lib/shared_library.ts). */
 export const ALLOWED_LIBRARIES = ["libcryptsetup.so.12", "libcrypto.so.3"] as const;
 
-/** Environment variables the program reads. */
+/** Environment variables the program itself reads (see the note on env above). */
 export const ALLOWED_ENV = [
   "CONFIDANT_LOG_LEVEL",
   "CONFIDANT_KMS_KEK",
@@ -51,13 +58,29 @@ export const ALLOWED_ENV = [
   "DENO_DIR",
 ] as const;
 
+/**
+ * Runtime features beyond the stable API: `net` gives `Deno.serve({ reusePort })`
+ * with TLS (`kms serve --reuse-port`, one process per core on one port) and
+ * unix datagram sockets (sd_notify without a helper process). deno.json enables
+ * the same set for `deno task`.
+ */
+export const UNSTABLE_FLAGS: string[] = ["--unstable-net"];
+
 /** The flags, in the order deno takes them. */
 export const PERMISSION_FLAGS: string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-net",
-  `--allow-env=${ALLOWED_ENV.join(",")}`,
+  "--allow-env",
   `--allow-run=${ALLOWED_COMMANDS.join(",")}`,
-  `--allow-ffi=${ALLOWED_LIBRARIES.join(",")}`,
+  "--allow-ffi",
   "--allow-sys=hostname,osRelease,loadavg,systemMemoryInfo,networkInterfaces,uid",
 ];
+
+/** Everything deno needs to run the program: unstable features, then permissions. */
+export const RUNTIME_FLAGS: string[] = [...UNSTABLE_FLAGS, ...PERMISSION_FLAGS];
+
+/** Flags for `deno run` of the bundle, as a shell-safe string (launchers, the node image). */
+export function runtimeFlagsForShell(): string {
+  return RUNTIME_FLAGS.map((f) => `'${f.replaceAll("'", "'\\''")}'`).join(" ");
+}

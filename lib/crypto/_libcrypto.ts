@@ -77,7 +77,7 @@ export type LibcryptoOpening =
  * a missing library, a missing `--allow-ffi` or a missing symbol is `{ ok: false, reason }`.
  * The groups live as long as the process (they are copied into each key).
  */
-export function openLibcrypto(path: string = LIBCRYPTO): LibcryptoOpening {
+export function openLibcrypto(path: string = findSharedLibrary(LIBCRYPTO)): LibcryptoOpening {
   let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     dl = Deno.dlopen(path, SYMBOLS);
@@ -99,3 +99,4 @@ export function openLibcrypto(path: string = LIBCRYPTO): LibcryptoOpening {
   }
   return { ok: true, lib, groups: { "P-256": p256, "P-384": p384 } };
 }
+import { findSharedLibrary } from "../shared_library.ts";
