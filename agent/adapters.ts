@@ -18,6 +18,7 @@ import { ConfidantError } from "../lib/errors.ts";
 import { Tpm } from "../attestation/tpm/client.ts";
 import { openTransport } from "../attestation/tpm/transport/open.ts";
 import { issueDocument } from "../attestation/issue.ts";
+import { AGENT_ENDPOINT_USER_DATA } from "../attestation/qualifying_data.ts";
 import { loadAttestationKeys } from "../attestation/tpm/keys.ts";
 import { parseCertificate } from "../attestation/ek_certificate.ts";
 import { sha256, toHex } from "../lib/bytes.ts";
@@ -72,7 +73,9 @@ export interface TeeSettings {
 
 /**
  * `/v1/attestation` documents from the TPM, with the same TEE evidence as the node's release
- * requests (so a verifier sees the variant the KMS sees).
+ * requests (so a verifier sees the variant the KMS sees). Every document binds the fixed
+ * userData {@link AGENT_ENDPOINT_USER_DATA}: a caller chooses only the nonce, so no document
+ * from this public endpoint can stand in for a KMS or init exchange's quote.
  */
 export function tpmAttestor(tpm: TpmAccess, tee: TeeSettings = {}): Attestor {
   return {
@@ -80,6 +83,7 @@ export function tpmAttestor(tpm: TpmAccess, tee: TeeSettings = {}): Attestor {
       tpm.with((t) =>
         issueDocument(t, {
           nonce,
+          userData: AGENT_ENDPOINT_USER_DATA,
           tee: tee.tee ?? "auto",
           ...(tee.teeOptions ? { teeOptions: tee.teeOptions } : {}),
         })

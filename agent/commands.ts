@@ -12,6 +12,7 @@ import { type Command, defineCommand, flag } from "../lib/cli.ts";
 import { fromHex } from "../lib/bytes.ts";
 import { ConfidantError, ExitCode } from "../lib/errors.ts";
 import { issueDocument } from "../attestation/issue.ts";
+import { AGENT_ENDPOINT_USER_DATA } from "../attestation/qualifying_data.ts";
 import { Tpm } from "../attestation/tpm/client.ts";
 import { normaliseFingerprint } from "../kms/client.ts";
 import { openStateDisk } from "../cryptsetup/state_disk.ts";
@@ -154,7 +155,10 @@ export const debugQuoteCommand = defineCommand({
   async run(input, ctx) {
     const tpm = Tpm.open(input.tpm);
     try {
-      const doc = await issueDocument(tpm, { nonce: fromHex(input.nonce, "nonce") });
+      const doc = await issueDocument(tpm, {
+        nonce: fromHex(input.nonce, "nonce"),
+        userData: AGENT_ENDPOINT_USER_DATA,
+      });
       ctx.out(JSON.stringify(doc, null, ctx.json ? undefined : 2));
     } finally {
       await tpm.close();

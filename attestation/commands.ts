@@ -63,8 +63,8 @@ export const attestCommand = defineCommand({
   summary: "produce a TPM attestation document (quote + PCRs + AK) for a nonce",
   description: `
 Creates the EK and the AK as primaries in the endorsement hierarchy, quotes the SHA-256 PCR
-bank over qualifyingData = SHA-256("confidant-attestation-v1" || nonce || userData), reads
-the same PCRs, and prints the document as JSON (or writes it atomically to --out). The EK
+bank over qualifyingData = SHA-256("confidant-attestation-v2" || u16be(len nonce) || nonce ||
+u16be(len userData) || userData), reads the same PCRs, and prints the document as JSON (or writes it atomically to --out). The EK
 certificate is included when the TPM has one in NV.
 --tee sev-snp|tdx adds a TEE report from configfs-tsm (/sys/kernel/config/tsm/report) whose
 REPORT_DATA binds the nonce, user data and the AK (a "sev-snp"/"tdx" document); --tee auto

@@ -1,7 +1,8 @@
 /**
  * Issuing an attestation document from a TPM: EK (and its certificate from NV when present),
  * AK as a primary in the endorsement hierarchy, a quote over the SHA-256 bank with
- * qualifyingData = SHA-256("confidant-attestation-v1" || nonce || userData), and the PCR
+ * qualifyingData = qualifyingData(nonce, userData) (attestation/qualifying_data.ts: SHA-256 of the
+ * "confidant-attestation-v2" label and the length-framed nonce and userData), and the PCR
  * values of the same selection.
  *
  * PCR reads and the quote are separate commands, so a PCR may be extended in between. The
