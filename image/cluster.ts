@@ -143,8 +143,16 @@ export async function startKms(o: KmsProcessOptions): Promise<KmsProcess> {
   return { pid: child.pid, fingerprint, exited: status, stop, detach: () => child.unref() };
 }
 
-/** Agent parameters for the node's (measured) kernel command line. */
-export function nodeCmdline(fingerprint: string, role: "worker" | "control-plane" = "worker") {
+/**
+ * Agent parameters for the node's (measured) kernel command line. `join` (default false:
+ * the box has no Kubernetes) adds `confidant.join=false` unless true, so the agent ends in
+ * phase `unlocked` instead of failing for want of a join ticket.
+ */
+export function nodeCmdline(
+  fingerprint: string,
+  opts: { role?: "worker" | "control-plane"; join?: boolean } = {},
+): string {
+  const role = opts.role ?? "worker";
   if (!/^[0-9a-f]{64}$/.test(fingerprint)) {
     throw new ConfidantError("cluster.fingerprint", "KMS fingerprint must be 64 hex digits");
   }
@@ -153,6 +161,7 @@ export function nodeCmdline(fingerprint: string, role: "worker" | "control-plane
     `confidant.kms_fingerprint=${fingerprint}`,
     `confidant.disk=/dev/disk/by-id/virtio-${STATE_DISK_SERIAL}`,
     `confidant.role=${role}`,
+    ...(opts.join ? [] : ["confidant.join=false"]),
   ].join(" ");
 }
 

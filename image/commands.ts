@@ -7,11 +7,12 @@
 import { z } from "zod";
 import { type Command, defineCommand } from "../lib/cli.ts";
 import { toHex } from "../lib/bytes.ts";
-import { ConfidantError } from "../lib/errors.ts";
+import { ConfidantError, ExitCode } from "../lib/errors.ts";
+import { formatBoxSummary } from "./box_summary.ts";
 import { measureUki } from "./measure.ts";
 import { buildDefaultNodeImage } from "./node_image.ts";
 import { policyPcrs, ZERO_PCR } from "./policy_pcrs.ts";
-import { down, up } from "./up.ts";
+import { down, MAX_BOX_NODES, up } from "./up.ts";
 
 /** Largest UKI `image measure` reads (the node UKI is ~60 MiB). */
 const MAX_UKI_BYTES = 1 << 30;
@@ -83,39 +84,45 @@ Same as \`deno task image\`. Prints the UKI path, its SHA-256 and its predicted 
 /** `confidant up`. */
 export const upCommand = defineCommand({
   path: ["up"],
-  summary: "start a local KMS and one QEMU node that attests and unlocks its disk",
+  summary: "start a local KMS and QEMU nodes that attest and unlock their state disks",
   description: `
 Builds or reuses the node image, starts \`kms serve\` on 127.0.0.1:PORT with a policy made by
-\`image measure\`, provisions an swtpm with an EK certificate, and boots one node under
-OVMF with a state disk and user-mode networking (QEMU forwards the guest's 10.0.2.100:8443 to
-the KMS port).
-Streams the node's console until its agent reports; everything keeps running until
-\`confidant down\`. State lives in .cache/up/.`,
+\`image measure\` (PCR 4, 11, 12; EK CA = swtpm's local CA), and boots each node under OVMF
+with its own swtpm vTPM (EK certificate from swtpm's local CA), a 2 GiB state disk and
+user-mode networking (QEMU forwards the guest's 10.0.2.100:8443 to the KMS port; its DHCP
+server names the node confidant-node-N).
+Streams the consoles until every agent reports, then prints a summary: attestation identity
+(AK name, EK certificate), PCR 4/11/12 against image measure, the KMS's decision, the disk
+(formatted or opened, mounted), time per step. The box has no Kubernetes: nodes end in
+phase unlocked (join skipped). Exit 0 when every node unlocked, 1 otherwise. Everything
+keeps running until \`confidant down\`. State lives in .cache/up/.`,
   flags: [
     { name: "port", type: "string", value: "PORT", help: "KMS port on 127.0.0.1 (default 18443)" },
+    { name: "nodes", type: "string", value: "N", help: `number of nodes (default 1)` },
     { name: "dir", type: "string", value: "DIR", help: "working directory (default .cache/up)" },
   ],
+  examples: ["confidant up", "confidant up --nodes 2"],
   schema: z.object({
     port: z.coerce.number().int().min(1024).max(65535).optional(),
+    nodes: z.coerce.number().int().min(1).max(MAX_BOX_NODES).optional(),
     dir: z.string().min(1).optional(),
   }),
   async run(input, ctx) {
-    const started = Date.now();
-    const st = await up({ port: input.port, dir: input.dir, log: (l) => ctx.err(l) });
-    const summary = {
-      kms: st.kmsUrl,
-      uki: st.uki,
-      console: st.consolePath,
-      processes: st.processes,
-      seconds: Math.round((Date.now() - started) / 1000),
-    };
+    const r = await up({
+      port: input.port,
+      nodes: input.nodes,
+      dir: input.dir,
+      log: (l) => ctx.err(l),
+    });
     ctx.out(
-      ctx.json ? JSON.stringify(summary) : [
-        `up in ${summary.seconds} s: KMS ${st.kmsUrl}, node console ${st.consolePath}`,
-        ...st.processes.map((p) => `  ${p.role.padEnd(12)} pid ${p.pid}`),
-        "stop with: confidant down",
+      ctx.json ? JSON.stringify({ ok: r.ok, processes: r.state.processes, ...r.summary }) : [
+        formatBoxSummary(r.summary),
+        "",
+        "processes (stop with: confidant down):",
+        ...r.state.processes.map((p) => `  ${p.role.padEnd(12)} pid ${p.pid}`),
       ].join("\n"),
     );
+    return r.ok ? ExitCode.Ok : ExitCode.Failed;
   },
 });
 

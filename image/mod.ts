@@ -55,6 +55,7 @@ export {
   NODE_ROOT_SPEC,
   type NodeImage,
   type NodeImageOptions,
+  withExtraCmdline,
 } from "./node_image.ts";
 export {
   OVMF_CODE,
@@ -67,7 +68,27 @@ export {
   type VmDisk,
   waitForConsole,
 } from "./vm.ts";
-export { down, runsProgram, up, type UpOptions, type UpState } from "./up.ts";
+export {
+  boxNodeName,
+  down,
+  MAX_BOX_NODES,
+  NODE_DONE,
+  runsProgram,
+  up,
+  type UpOptions,
+  type UpResult,
+  type UpState,
+} from "./up.ts";
+export {
+  BOX_PCRS,
+  type BoxNode,
+  type BoxSummaryInput,
+  formatBoxSummary,
+  type NodeReport,
+  nodeSucceeded,
+  parseNodeConsole,
+  type StepReport,
+} from "./box_summary.ts";
 export {
   createSparseDisk,
   KMS_GUEST_ADDR,

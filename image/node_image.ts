@@ -31,6 +31,7 @@ import { writeCpio } from "./cpio.ts";
 import { runTool } from "./debian.ts";
 import { buildRoot, resolveRoot, type RootSpec } from "./rootfs.ts";
 import { buildUki, DEBIAN_STUB } from "./uki.ts";
+import { parsePe, sectionData } from "./pe.ts";
 import { measureUki } from "./measure.ts";
 import { policyPcrs } from "./policy_pcrs.ts";
 
@@ -79,7 +80,16 @@ VERSION_ID=1
  * The node's /init. Recognised kernel parameters (outside the agent's
  * `confidant.` namespace, which the agent parses strictly):
  * - `confidant-init.eventlog=1` prints the firmware event log (base64) on the console;
- * - `confidant-init.halt=1` powers off after printing the measurements (image tests).
+ * - `confidant-init.halt=1` powers off after printing the measurements (image tests);
+ * - `confidant-init.test=1` (end-to-end tests only) turns on the test channel below.
+ *
+ * Test channel: once the agent reports phase `unlocked` (or `ready`) on its local
+ * endpoint, init prints the file `test-marker` on the state disk, replaces it with the
+ * first bytes (letters, digits, `._-`) of the disk whose serial is `confidant-test`, syncs
+ * and powers off; when the agent reports `failed`, it powers off too. The data comes
+ * from the host and is not measured, so the switch is on the measured command line: an
+ * image without `confidant-init.test=1` (every production image) never reads that disk,
+ * and its PCR 11 proves it. The channel only writes data; it runs nothing it reads.
  */
 export const NODE_INIT = `#!/bin/sh
 export PATH=/usr/sbin:/usr/bin HOME=/root DENO_DIR=/run/deno NO_COLOR=1
@@ -91,6 +101,23 @@ mount -t tmpfs -o mode=755 tmpfs /run
 mount -t securityfs securityfs /sys/kernel/security
 say() { echo "confidant-node: $*" > /dev/console; }
 say "init started"
+# end-to-end test channel (confidant-init.test=1 only; see the doc comment of NODE_INIT)
+test_channel() {
+  while :; do
+    st=$(wget -q -T 5 -O - http://127.0.0.1:9443/v1/state 2>/dev/null)
+    case "$st" in
+      *'"phase":"unlocked"'*|*'"phase":"ready"'*) break ;;
+      *'"phase":"failed"'*) say "test: agent failed"; return ;;
+    esac
+    sleep 1
+  done
+  m=/var/lib/confidant/test-marker
+  if [ -f "$m" ]; then say "test: marker-before $(cat "$m")"; else say "test: marker-before none"; fi
+  d=/dev/disk/by-id/virtio-confidant-test
+  [ -e "$d" ] || return
+  v=$(head -c 64 "$d" | tr -cd 'A-Za-z0-9._-')
+  echo "$v" > "$m" && sync && say "test: marker-written $v"
+}
 hostname -F /etc/hostname
 for m in virtio_pci virtio_blk virtio_net dm_mod dm_crypt dm_integrity wireguard; do
   modprobe -q "$m" || say "modprobe $m failed"
@@ -124,6 +151,13 @@ for n in /sys/class/net/*; do
     && say "network $n up" || say "dhcp on $n failed"
 done
 say "starting confidant agent"
+if grep -q 'confidant-init.test=1' /proc/cmdline; then
+  confidant agent run &
+  test_channel
+  sync
+  say "test: powering off"
+  poweroff -f
+fi
 confidant agent run
 say "agent exited with status $?"
 sync
@@ -138,6 +172,8 @@ case "$1" in
     ip addr flush dev "$interface"
     ip addr add "$ip/\${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route replace default via "\${router%% *}" dev "$interface"
+    # the DHCP host name names the node (like a cloud's instance name); checked first
+    case "$hostname" in ""|*[!a-z0-9-]*) ;; *) hostname "$hostname" ;; esac
     : > /etc/resolv.conf
     for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
     ;;
@@ -359,4 +395,34 @@ export async function buildDefaultNodeImage(
   });
   const m = await measureUki(await Deno.readFile(img.uki));
   return { ...img, pcrs: policyPcrs(m) };
+}
+
+/**
+ * The same node image with `extraCmdline` appended to its kernel command line,
+ * written to `out`: the kernel is taken from the image's `.linux` section and the
+ * initrd from the build directory, so only the (measured) command line differs.
+ * Used by tests that need a node whose PCR 11 differs from the policy's.
+ */
+export async function withExtraCmdline(
+  image: NodeImage,
+  extraCmdline: string,
+  out: string,
+): Promise<NodeImage> {
+  const bytes = await Deno.readFile(image.uki);
+  const linux = sectionData(bytes, parsePe(bytes), ".linux");
+  if (!linux) throw new ConfidantError("image.uki", `${image.uki} has no .linux section`);
+  const work = await Deno.makeTempDir({ prefix: "confidant-uki-" });
+  try {
+    const kernel = join(work, "vmlinuz");
+    await Deno.writeFile(kernel, linux);
+    const cmdline = `${image.cmdline} ${extraCmdline}`.trim();
+    await buildUki(
+      { stub: DEBIAN_STUB, linux: kernel, initrd: image.initrd, cmdline, osrel: NODE_OS_RELEASE },
+      out,
+      work,
+    );
+    return { ...image, uki: out, cmdline, sha256: await fileSha256(out), cached: false };
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
 }

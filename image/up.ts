@@ -1,6 +1,8 @@
 /**
  * Cluster in a box: `confidant up` starts a KMS on the host's loopback and one
- * QEMU node booting the measured UKI; `confidant down` stops exactly the
+ * or more QEMU nodes booting the measured UKI, waits until each node's agent
+ * reports (disk unlocked and mounted, or a step failed) and returns a summary
+ * (attestation identity, PCRs, KMS decision, disk, time per step); `confidant down` stops exactly the
  * processes `up` started (by PID, after checking each PID still runs the
  * program that was started). The KMS, swtpm and QEMU run in their own sessions
  * (setsid) so they outlive `up` and a Ctrl-C in its terminal.
@@ -13,8 +15,10 @@
  *    measured command line (same certificate → the cached image is reused).
  * 3. The policy: `image measure` PCRs plus swtpm's local CA as EK CA; the KMS
  *    reloads it.
- * 4. swtpm with an EK certificate, a sparse state disk, QEMU with user-mode
- *    networking; the console streams until the agent reports or exits.
+ * 4. Per node: swtpm with an EK certificate, a sparse state disk, QEMU with
+ *    user-mode networking whose DHCP server names the node (`confidant-node-N`);
+ *    the consoles stream until each agent reports. The box has no Kubernetes:
+ *    the nodes run with `confidant.join=false` and end in phase `unlocked`.
  *
  * @module
  */
@@ -31,6 +35,10 @@ import {
   writeClusterPolicy,
 } from "./cluster.ts";
 import { buildNodeImage, findRepoRoot } from "./node_image.ts";
+import { measureUki } from "./measure.ts";
+import { ZERO_PCR } from "./policy_pcrs.ts";
+import { toHex } from "../lib/bytes.ts";
+import { type BoxSummaryInput, nodeSucceeded, parseNodeConsole } from "./box_summary.ts";
 import { provisionSwtpm, startUefiVm, waitForConsole } from "./vm.ts";
 
 /** What `up` records for `down`. */
@@ -38,7 +46,8 @@ export interface UpState {
   /** PID → the program name it must still run (checked in /proc before killing). */
   processes: { pid: number; program: string; role: string }[];
   kmsUrl: string;
-  consolePath: string;
+  /** Console file of each node, in node order. */
+  consoles: string[];
   uki: string;
 }
 
@@ -48,13 +57,25 @@ export interface UpOptions {
   dir?: string;
   /** KMS port on 127.0.0.1 (default 18443). */
   port?: number;
-  /** Stop streaming after this long (the node keeps running). */
+  /** Number of nodes (default 1), each with its own vTPM, state disk and host name. */
+  nodes?: number;
+  /** Stop streaming after this long (the nodes keep running). */
   waitMs?: number;
   /** Progress lines. */
   log: (line: string) => void;
 }
 
+/** What {@link up} returns: the state for `down` and the summary of the boot. */
+export interface UpResult {
+  state: UpState;
+  summary: BoxSummaryInput;
+  /** Every node unlocked its disk. */
+  ok: boolean;
+}
+
 const STATE_DISK_BYTES = 2 * 1024 ** 3;
+/** Upper bound on `--nodes` (each node is a 2 GiB TCG guest). */
+export const MAX_BOX_NODES = 8;
 
 async function readState(dir: string): Promise<UpState | null> {
   try {
@@ -74,11 +95,25 @@ export async function runsProgram(pid: number, program: string): Promise<boolean
   }
 }
 
-/** Start the KMS and one node; returns the recorded state. */
-export async function up(opts: UpOptions): Promise<UpState> {
+/** Host name of node `i` (given to it by QEMU's DHCP server; the agent's node name). */
+export function boxNodeName(i: number): string {
+  return `confidant-node-${i}`;
+}
+
+/** The console line after which a node's agent has nothing more to report. */
+export const NODE_DONE =
+  /"msg":"node (unlocked|ready)"|"msg":"step failed"|confidant-node: agent exited|reboot: Power down/;
+
+/** Start the KMS and the nodes, wait until each node's agent reports; returns the summary. */
+export async function up(opts: UpOptions): Promise<UpResult> {
+  const t0 = Date.now();
   const repo = await findRepoRoot();
   const dir = opts.dir ?? join(repo, ".cache/up");
   const port = opts.port ?? 18443;
+  const count = opts.nodes ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_BOX_NODES) {
+    throw new ConfidantError("up.nodes", `--nodes must be 1..${MAX_BOX_NODES}`);
+  }
   const log = opts.log;
   const prev = await readState(dir);
   if (prev) {
@@ -93,24 +128,32 @@ export async function up(opts: UpOptions): Promise<UpState> {
   }
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const policyPath = join(dir, "policy.json");
+  const hostTimes: [string, number][] = [];
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const s = Date.now();
+    const v = await f();
+    hostTimes.push([name, Date.now() - s]);
+    return v;
+  };
 
   // 1. KMS (empty policy until the image is measured)
   await atomicWriteFile(policyPath, JSON.stringify({ pcrs: {} }));
   log("kms: starting");
-  const kms = await startKms({
-    repo,
-    stateDir: join(dir, "kms"),
-    kekFile: join(dir, "kek"),
-    policyPath,
-    port,
-    logPath: join(dir, "kms.log"),
-    errPath: join(dir, "kms.err"),
-    detached: true,
-  });
+  const kms = await timed("kms start", () =>
+    startKms({
+      repo,
+      stateDir: join(dir, "kms"),
+      kekFile: join(dir, "kek"),
+      policyPath,
+      port,
+      logPath: join(dir, "kms.log"),
+      errPath: join(dir, "kms.err"),
+      detached: true,
+    }));
   const state: UpState = {
     processes: [{ pid: kms.pid, program: "deno", role: "kms" }],
     kmsUrl: `https://127.0.0.1:${port} (guest: https://${KMS_GUEST_ADDR})`,
-    consolePath: "",
+    consoles: [],
     uki: "",
   };
   await atomicWriteFile(join(dir, "state.json"), JSON.stringify(state));
@@ -118,50 +161,83 @@ export async function up(opts: UpOptions): Promise<UpState> {
 
   // 2. image
   log("image: building or reusing the node UKI");
-  const img = await buildNodeImage({
-    repoRoot: repo,
-    cacheDir: join(repo, ".cache/image"),
-    deno: Deno.execPath(),
-    extraCmdline: nodeCmdline(kms.fingerprint),
-  });
+  const img = await timed("image", () =>
+    buildNodeImage({
+      repoRoot: repo,
+      cacheDir: join(repo, ".cache/image"),
+      deno: Deno.execPath(),
+      extraCmdline: nodeCmdline(kms.fingerprint),
+    }));
   state.uki = img.uki;
   log(`image: ${img.uki} (${img.cached ? "cached" : "built"}, sha256 ${img.sha256})`);
 
   // 3. policy
-  const nodeDir = join(dir, "node0");
-  await provisionSwtpm(join(nodeDir, "tpm"));
-  await writeClusterPolicy(policyPath, await Deno.readFile(img.uki), await swtpmLocalCaPems());
+  const expected = await timed("policy", async () => {
+    const uki = await Deno.readFile(img.uki);
+    await writeClusterPolicy(policyPath, uki, await swtpmLocalCaPems());
+    const m = await measureUki(uki);
+    return { "4": toHex(m.pcr4), "11": toHex(m.pcr11), "12": ZERO_PCR };
+  });
   log("kms: policy written (PCR 4, 11, 12 of the image; EK CA = swtpm local CA)");
 
-  // 4. node
-  const disk = join(nodeDir, "state.img");
-  await createSparseDisk(disk, STATE_DISK_BYTES);
-  const vm = await startUefiVm({
-    uki: img.uki,
-    runDir: nodeDir,
-    tpmStateDir: join(nodeDir, "tpm"),
-    disks: [{ path: disk, serial: STATE_DISK_SERIAL }],
-    network: true,
-    kmsHostPort: port,
-    detached: true,
-  });
-  state.processes.push(
-    { pid: vm.qemuPid, program: "qemu-system-x86_64", role: "node0 qemu" },
-    { pid: vm.swtpmPid, program: "swtpm", role: "node0 swtpm" },
-  );
-  state.consolePath = vm.consolePath;
-  await atomicWriteFile(join(dir, "state.json"), JSON.stringify(state));
-  log(`node0: booting (qemu pid ${vm.qemuPid}, console ${vm.consolePath})`);
-  const r = await waitForConsole(
-    vm,
-    /confidant-node: agent exited|"msg":"ready"|"outcome":"failed"|reboot: Power down/,
-    opts.waitMs ?? 15 * 60_000,
-    (l) => log(`node0| ${l}`),
-  );
-  log(r.matched ? "node0: agent reported (see above)" : "node0: still booting; it keeps running");
-  vm.detach();
+  // 4. nodes
+  const nodes: { label: string; vm: Awaited<ReturnType<typeof startUefiVm>>; started: number }[] =
+    [];
+  for (let i = 0; i < count; i++) {
+    const label = `node${i}`;
+    const nodeDir = join(dir, label);
+    await provisionSwtpm(join(nodeDir, "tpm"));
+    const disk = join(nodeDir, "state.img");
+    await createSparseDisk(disk, STATE_DISK_BYTES);
+    const vm = await startUefiVm({
+      uki: img.uki,
+      runDir: nodeDir,
+      tpmStateDir: join(nodeDir, "tpm"),
+      disks: [{ path: disk, serial: STATE_DISK_SERIAL }],
+      network: true,
+      kmsHostPort: port,
+      hostname: boxNodeName(i),
+      detached: true,
+    });
+    state.processes.push(
+      { pid: vm.qemuPid, program: "qemu-system-x86_64", role: `${label} qemu` },
+      { pid: vm.swtpmPid, program: "swtpm", role: `${label} swtpm` },
+    );
+    state.consoles.push(vm.consolePath);
+    await atomicWriteFile(join(dir, "state.json"), JSON.stringify(state));
+    log(`${label}: booting ${boxNodeName(i)} (qemu pid ${vm.qemuPid}, console ${vm.consolePath})`);
+    nodes.push({ label, vm, started: Date.now() });
+  }
+  const results = await Promise.all(nodes.map(async (n) => {
+    let agentAt: number | undefined;
+    const r = await waitForConsole(n.vm, NODE_DONE, opts.waitMs ?? 15 * 60_000, (l) => {
+      if (agentAt === undefined && l.includes("confidant-node: starting confidant agent")) {
+        agentAt = Date.now();
+      }
+      log(`${n.label}| ${l}`);
+    });
+    const doneAt = Date.now();
+    const hostT: [string, number][] = [];
+    if (agentAt !== undefined) {
+      hostT.push(["boot to agent", agentAt - n.started], ["agent", doneAt - agentAt]);
+    } else hostT.push(["boot", doneAt - n.started]);
+    if (!r.matched) log(`${n.label}: no final report yet; it keeps running`);
+    return { label: n.label, report: parseNodeConsole(r.console), hostTimes: hostT };
+  }));
+  for (const n of nodes) n.vm.detach();
   kms.detach();
-  return state;
+  const summary: BoxSummaryInput = {
+    kmsUrl: state.kmsUrl,
+    kmsFingerprint: kms.fingerprint,
+    uki: img.uki,
+    ukiSha256: img.sha256,
+    ukiCached: img.cached,
+    expected,
+    hostTimes,
+    nodes: results,
+    totalMs: Date.now() - t0,
+  };
+  return { state, summary, ok: results.every((n) => nodeSucceeded(n.report)) };
 }
 
 /** Stop every process `up` recorded (SIGTERM, then SIGKILL after 10 s); returns what was stopped. */

@@ -44,6 +44,11 @@ export interface UefiVmOptions {
    * relay per connection; busybox-static).
    */
   kmsHostPort?: number;
+  /**
+   * With `network`: host name the DHCP server hands out (the node's name; not measured,
+   * like any cloud's instance name).
+   */
+  hostname?: string;
   memoryMiB?: number;
   cpus?: number;
   /**
@@ -77,6 +82,8 @@ export interface UefiQemuConfig {
   network: boolean;
   /** Host loopback port that the guest's KMS_GUEST_ADDR is forwarded to. */
   kmsHostPort?: number;
+  /** DHCP host name of the guest. */
+  hostname?: string;
   memoryMiB: number;
   cpus: number;
 }
@@ -134,6 +141,12 @@ export function uefiQemuArgs(c: UefiQemuConfig): string[] {
   });
   if (c.network) {
     let netdev = "user,id=n0";
+    if (c.hostname !== undefined) {
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(c.hostname)) {
+        throw new ConfidantError("vm.hostname", `bad host name ${JSON.stringify(c.hostname)}`);
+      }
+      netdev += `,hostname=${c.hostname}`;
+    }
     if (c.kmsHostPort !== undefined) {
       if (!Number.isInteger(c.kmsHostPort) || c.kmsHostPort < 1 || c.kmsHostPort > 65535) {
         throw new ConfidantError("vm.port", `bad KMS port ${c.kmsHostPort}`);
@@ -319,6 +332,7 @@ export async function startUefiVm(opts: UefiVmOptions): Promise<UefiVm> {
     disks: opts.disks ?? [],
     network: opts.network ?? false,
     kmsHostPort: opts.kmsHostPort,
+    hostname: opts.hostname,
     memoryMiB: opts.memoryMiB ?? 2048,
     cpus: opts.cpus ?? 2,
   });

@@ -8,6 +8,14 @@ Deno.test("nodeCmdline() gives the agent its KMS, pin, disk and role, and parses
   assert.match(c, /confidant\.kms=https:\/\/10\.0\.2\.100:8443/);
   const parsed = parseKernelCmdline(c);
   const paths = [...parsed.values()].map((v) => v.path.join("."));
-  assert.deepEqual(paths.sort(), ["disk.device", "kms.fingerprint", "kms.url", "role"]);
+  assert.deepEqual(paths.sort(), [
+    "disk.device",
+    "kms.fingerprint",
+    "kms.url",
+    "kubeadm.join",
+    "role",
+  ]);
+  assert.equal(parsed.get("confidant.join")?.value, false, "the box has no Kubernetes");
+  assert.equal(nodeCmdline(fp, { join: true }).includes("confidant.join"), false);
   assert.throws(() => nodeCmdline("xyz"), /fingerprint/);
 });

@@ -28,6 +28,13 @@ Deno.test("uefiQemuArgs() relays the guest's KMS address to the host port, one n
   assert.throws(() => uefiQemuArgs({ ...base, kmsHostPort: 0 }), /bad KMS port/);
 });
 
+Deno.test("uefiQemuArgs() names the node through DHCP and refuses a bad host name", () => {
+  const a = uefiQemuArgs({ ...base, hostname: "confidant-node-1" });
+  assert.ok(a.includes("user,id=n0,hostname=confidant-node-1"));
+  assert.throws(() => uefiQemuArgs({ ...base, hostname: "a,guestfwd=x" }), /bad host name/);
+  assert.throws(() => uefiQemuArgs({ ...base, hostname: "Upper" }), /bad host name/);
+});
+
 Deno.test("uefiQemuArgs() refuses paths QEMU would split and bad serials", () => {
   assert.throws(() => uefiQemuArgs({ ...base, espDir: "/r/a,b" }), /contains/);
   assert.throws(() => uefiQemuArgs({ ...base, disks: [{ path: "/x", serial: "has space" }] }));
