@@ -28,7 +28,8 @@
  * @module
  */
 import { ConfidantError, describeError } from "../lib/errors.ts";
-import { fromBase64, fromHex, toBase64, toHex, wipe } from "../lib/bytes.ts";
+import { fromBase64, fromHex, sha256, toBase64, toHex, wipe } from "../lib/bytes.ts";
+import { akPin } from "../attestation/verify.ts";
 import type { Logger } from "../lib/log.ts";
 import { DEFAULT_PCRS, issueDocument } from "../attestation/issue.ts";
 import { parseCertificate } from "../attestation/ek_certificate.ts";
@@ -41,6 +42,7 @@ import type { KmsStore } from "../kms/store.ts";
 import { type KmsPolicy, kmsPolicySchema } from "../kms/policy.ts";
 import { parsePolicy } from "../attestation/policy.ts";
 import {
+  activationProof,
   type AttestRequest,
   type AttestResponse,
   attestUserData,
@@ -71,7 +73,7 @@ import {
 import type { AgentConfig } from "./config.ts";
 import type { CommandRunner, DiskService, Files, KubeApi, Mounter } from "./ports.ts";
 import type { TpmAccess } from "./adapters.ts";
-import { buildInitConfiguration, initConfigurationYaml } from "./init_config.ts";
+import { buildInitConfiguration, initConfigurationYaml, newBootstrapToken } from "./init_config.ts";
 import { runKubeadmInit } from "./kubeadm.ts";
 import { CILIUM_CONFIGMAP, ciliumEncryptionConfig } from "./cilium.ts";
 
@@ -85,8 +87,13 @@ export const CERTIFICATE_KEY_SECRET = {
 } as const;
 /** PCRs the node quotes in this exchange: the default set and the cluster-ID PCR. */
 export const BOOTSTRAP_PCRS: readonly number[] = [...DEFAULT_PCRS, CLUSTER_ID_PCR];
-/** Most open sessions; older ones are dropped. */
-const MAX_SESSIONS = 16;
+/**
+ * Most open sessions; a begin beyond it is refused (503 busy), never by dropping an older
+ * session, so a flood of begins cannot cut off an operator's exchange in progress.
+ */
+export const MAX_SESSIONS = 16;
+/** Most open sessions of one source address (so one client cannot take all of them). */
+export const MAX_SESSIONS_PER_SOURCE = 4;
 /** A session older than this is gone (ms). */
 const SESSION_TTL_MS = 10 * 60_000;
 
@@ -143,6 +150,8 @@ export interface BootstrapDeps {
 
 interface Session {
   purpose: Purpose;
+  /** The caller's address, for the per-source limit. */
+  source: string;
   created: number;
   phase: "begun" | "attested" | "finished";
   nonce?: Uint8Array;
@@ -153,6 +162,8 @@ interface Session {
 export class NodeBootstrap {
   #sessions = new Map<string, Session>();
   #cluster?: { id: string; name: string };
+  /** The AK public and EK certificate (deterministic primaries: made once per process). */
+  #identity?: Promise<{ akPublic: string; ekCertificate?: string }>;
   #busy = false;
   readonly #now: () => number;
 
@@ -199,10 +210,9 @@ export class NodeBootstrap {
     }
   }
 
-  /** Step 1: the node's AK and EK certificate. */
-  async begin(purpose: Purpose): Promise<BeginResponse> {
-    await this.#refuseIfInitialised(purpose);
-    const out = await this.deps.tpm.with(async (tpm) => {
+  /** The AK public and EK certificate, read from the TPM once. */
+  #readIdentity(): Promise<{ akPublic: string; ekCertificate?: string }> {
+    this.#identity ??= this.deps.tpm.with(async (tpm) => {
       const keys = await loadAttestationKeys(tpm, { ek: "rsa", ak: "ecc" });
       try {
         let ekCertificate: string | undefined;
@@ -218,14 +228,27 @@ export class NodeBootstrap {
         await keys.flush();
       }
     });
+    this.#identity.catch(() => this.#identity = undefined);
+    return this.#identity;
+  }
+
+  /**
+   * Step 1: the node's AK and EK certificate. `source` is the caller's address: at most
+   * {@link MAX_SESSIONS_PER_SOURCE} open sessions per source and {@link MAX_SESSIONS} in all;
+   * beyond that a begin is refused (503 busy) until sessions finish or expire.
+   */
+  async begin(purpose: Purpose, source = "unknown"): Promise<BeginResponse> {
+    await this.#refuseIfInitialised(purpose);
     for (const [id, s] of this.#sessions) {
       if (this.#now() - s.created > SESSION_TTL_MS) this.#sessions.delete(id);
     }
-    if (this.#sessions.size >= MAX_SESSIONS) {
-      this.#sessions.delete(this.#sessions.keys().next().value!);
+    const mine = [...this.#sessions.values()].filter((s) => s.source === source).length;
+    if (this.#sessions.size >= MAX_SESSIONS || mine >= MAX_SESSIONS_PER_SOURCE) {
+      throw new BootstrapError(503, "busy", "too many open sessions: try again later");
     }
+    const out = await this.#readIdentity();
     const session = toHex(crypto.getRandomValues(new Uint8Array(16)));
-    this.#sessions.set(session, { purpose, created: this.#now(), phase: "begun" });
+    this.#sessions.set(session, { purpose, source, created: this.#now(), phase: "begun" });
     return {
       session,
       akPublic: out.akPublic,
@@ -240,18 +263,28 @@ export class NodeBootstrap {
     const nonce = fromBase64(req.nonce, "nonce");
     const key = await generateEphemeralKeyPair();
     const cluster = s.purpose === "verify" ? this.#cluster : undefined;
-    const userData = await attestUserData(s.purpose, req.session, key.publicKey, cluster?.id);
-    const { activated, document } = await this.deps.tpm.with(async (tpm) => {
-      let activated: Uint8Array | undefined;
+    const userData = await attestUserData(s.purpose, req.session, key.publicKey, cluster);
+    if (s.purpose === "verify") this.#sessions.delete(req.session); // verify has no step 3
+    const { proof, document } = await this.deps.tpm.with(async (tpm) => {
+      let proof: Uint8Array | undefined;
       if (req.credential) {
         const keys = await loadAttestationKeys(tpm, { ek: "rsa", ak: "ecc" });
         try {
-          activated = await tpm.activateCredential(
+          const activated = await tpm.activateCredential(
             keys.ak.handle,
             keys.ek.handle,
             fromBase64(req.credential.credentialBlob),
             fromBase64(req.credential.encryptedSecret),
           );
+          // Never the secret itself: a MAC under it over this exchange (cluster/protocol.ts).
+          proof = activationProof(activated, {
+            purpose: s.purpose,
+            session: req.session,
+            nonce,
+            nodeKey: key.publicKey,
+            akName: keys.ak.name,
+          });
+          wipe(activated);
         } catch (e) {
           throw new BootstrapError(
             400,
@@ -268,12 +301,12 @@ export class NodeBootstrap {
         pcrs: BOOTSTRAP_PCRS,
         ekAlg: "rsa",
       });
-      return { activated, document };
+      return { proof, document };
     });
     s.nonce = nonce;
     s.key = key;
     return {
-      ...(activated ? { activatedSecret: toBase64(activated) } : {}),
+      ...(proof ? { activationProof: toBase64(proof) } : {}),
       document,
       ephemeralPublicKey: toBase64(key.publicKey),
       ...(cluster ? { cluster } : {}),
@@ -346,12 +379,14 @@ export class NodeBootstrap {
       const inspection = await disk.inspect();
       let device: string;
       let diskOutcome: InitResult["disk"];
+      let diskUuid = inspection.uuid;
       if (inspection.opened && inspection.openedDevice) {
         device = inspection.openedDevice;
         diskOutcome = "opened";
       } else {
         // the header's UUID (keyed, or an init cut short), else a new one; formatted with it
         const uuid = inspection.uuid ?? crypto.randomUUID();
+        diskUuid = uuid;
         const key = await deriver.diskKey(uuid);
         try {
           const r = await disk.unlockOrFormat(uuid, key, signal);
@@ -383,6 +418,7 @@ export class NodeBootstrap {
           );
         }
         certificateKey = toHex(crypto.getRandomValues(new Uint8Array(32)));
+        const bootstrapToken = newBootstrapToken();
         const docs = buildInitConfiguration(p.kubernetes, {
           clusterName: p.cluster.name,
           nodeName: this.deps.nodeName,
@@ -392,13 +428,14 @@ export class NodeBootstrap {
           bindPort: config.kubeadm.bindPort,
           kubeletExtraArgs: config.kubeadm.kubeletExtraArgs,
           certificateKey,
+          bootstrapToken,
         });
         await runKubeadmInit({
           runner: this.deps.runner,
           files: this.deps.files,
           runtimeDir: config.kubeadm.runtimeDir,
           configYaml: initConfigurationYaml(docs),
-          secrets: [certificateKey],
+          secrets: [certificateKey, bootstrapToken],
           logger: log,
           signal,
           kubeadm: this.deps.kubeadm,
@@ -439,6 +476,10 @@ export class NodeBootstrap {
         });
       }
       const kmsPolicy = await this.#kmsPolicy(p, `${mp}/kms/policy.json`);
+      // This node's own disk key derives from the master secret like any other: enrol its
+      // UUID to this node before the KMS serves, or any admitted node could ask for it.
+      if (diskUuid) await this.#enrollOwnDisk(store, diskUuid, kmsPolicy);
+      else log.warn("the state disk's UUID is unknown: it is not enrolled with the KMS", {});
       let kms: InitResult["kms"];
       if (this.deps.startKms && kmsPolicy) {
         try {
@@ -521,6 +562,48 @@ export class NodeBootstrap {
         ttlMinutes: 15,
       },
     };
+  }
+
+  /**
+   * Enrol this node's state disk in the KMS store (role control-plane) with the identity the
+   * KMS gives this node when it asks: under a pinned-AK policy the AK pin's digest, else
+   * SHA-256 of the EK certificate's SubjectPublicKeyInfo (kms/ek_trust.ts). An existing
+   * record (recover) is kept as it is.
+   */
+  async #enrollOwnDisk(
+    store: KmsStore,
+    uuid: string,
+    policy: KmsPolicy | undefined,
+  ): Promise<void> {
+    const id = await this.#readIdentity();
+    let identity: string;
+    if (policy?.ak && "pinned" in policy.ak) {
+      identity = akPin(fromBase64(id.akPublic)).slice("sha256:".length);
+    } else if (id.ekCertificate) {
+      const cert = parseCertificate(fromBase64(id.ekCertificate));
+      identity = toHex(await sha256(new Uint8Array(cert.publicKey.rawData)));
+    } else {
+      throw new ConfidantError(
+        "agent.identity",
+        "the node has no EK certificate, so its own disk cannot be enrolled with the KMS",
+      );
+    }
+    const r = await store.enrollDisk({
+      version: 1,
+      uuid,
+      identity,
+      nodeName: this.deps.nodeName,
+      role: "control-plane",
+      enrolledAt: new Date(this.#now()).toISOString(),
+      previous: [],
+    });
+    if (!r.created && r.record.identity !== identity) {
+      this.deps.logger.warn("this node's disk is enrolled to another identity", {
+        uuid,
+        enrolled: r.record.identity,
+        identity,
+      });
+    }
   }
 
   /** The KMS's KEK on the (encrypted, mounted) state disk; made on first use. */

@@ -3,7 +3,10 @@
  * for the first control-plane node, from the operator's cluster-wide settings (sealed in the
  * init payload) and the node's own agent config. Pure. The InitConfiguration carries a fresh
  * certificate key so that `kubeadm init --upload-certs` encrypts the control-plane
- * certificates for later control-plane joins.
+ * certificates for later control-plane joins, and a bootstrap token of our own with a short
+ * TTL ({@link BOOTSTRAP_TOKEN_TTL}): without `bootstrapTokens` kubeadm makes a default token
+ * that lives 24 h and prints it in its output. Joining nodes get their own short-lived
+ * tokens from the KMS's join tickets, so this one is needed only for kubeadm's own run.
  *
  * @module
  */
@@ -22,6 +25,25 @@ export interface InitNodeSettings {
   kubeletExtraArgs: { name: string; value: string }[];
   /** 32 bytes hex: kubeadm's certificate key. */
   certificateKey: string;
+  /** `[a-z0-9]{6}.[a-z0-9]{16}`: the bootstrap token kubeadm init creates (see {@link newBootstrapToken}). */
+  bootstrapToken: string;
+}
+
+/** Lifetime of the bootstrap token in the InitConfiguration. */
+export const BOOTSTRAP_TOKEN_TTL = "15m0s";
+/** Shape of a kubeadm bootstrap token. */
+export const BOOTSTRAP_TOKEN_RE = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
+
+/** A fresh random bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}` (unbiased: rejection sampling). */
+export function newBootstrapToken(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  let out = "";
+  while (out.length < 22) {
+    for (const b of crypto.getRandomValues(new Uint8Array(32))) {
+      if (b < 252 && out.length < 22) out += alphabet[b % 36];
+    }
+  }
+  return `${out.slice(0, 6)}.${out.slice(6)}`;
 }
 
 /** The two documents as plain objects. */
@@ -45,6 +67,12 @@ export function buildInitConfiguration(
   if (!/^[0-9a-f]{64}$/.test(n.certificateKey)) {
     throw new ConfidantError("agent.certificate_key", "the certificate key must be 64 hex digits");
   }
+  if (!BOOTSTRAP_TOKEN_RE.test(n.bootstrapToken)) {
+    throw new ConfidantError(
+      "agent.bootstrap_token",
+      "the bootstrap token must match [a-z0-9]{6}.[a-z0-9]{16}",
+    );
+  }
   const extra = n.kubeletExtraArgs.filter((a) => a.name !== "node-ip");
   if (n.nodeIp) extra.unshift({ name: "node-ip", value: n.nodeIp });
   const endpoint = k.controlPlaneEndpoint ??
@@ -66,6 +94,13 @@ export function buildInitConfiguration(
     init: {
       apiVersion: "kubeadm.k8s.io/v1beta4",
       kind: "InitConfiguration",
+      bootstrapTokens: [{
+        token: n.bootstrapToken,
+        description: "confidant: kubeadm init's own token (joining nodes get KMS tickets)",
+        ttl: BOOTSTRAP_TOKEN_TTL,
+        usages: ["signing", "authentication"],
+        groups: ["system:bootstrappers:kubeadm:default-node-token"],
+      }],
       nodeRegistration: { name: n.nodeName, criSocket: n.criSocket, kubeletExtraArgs: extra },
       localAPIEndpoint: { advertiseAddress: address, bindPort: n.bindPort },
       certificateKey: n.certificateKey,

@@ -44,12 +44,18 @@ async function body<S extends z.ZodType>(req: Request, schema: S): Promise<z.inf
   return r.data;
 }
 
+/** The caller's address as Deno.serve passes it (`app.fetch(req, info)`), else "unknown". */
+function sourceOf(env: unknown): string {
+  const addr = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr;
+  return typeof addr?.hostname === "string" ? addr.hostname : "unknown";
+}
+
 /** The init routes over `bootstrap` (mount at the app's root). */
 export function initRoutes(bootstrap: NodeBootstrap, log?: Logger): Hono {
   const app = new Hono();
   app.post(INIT_BEGIN_PATH, async (c) => {
     const b = await body(c.req.raw, beginRequestSchema);
-    return c.json(await bootstrap.begin(b.purpose));
+    return c.json(await bootstrap.begin(b.purpose, sourceOf(c.env)));
   });
   app.post(INIT_ATTEST_PATH, async (c) => {
     return c.json(await bootstrap.attest(await body(c.req.raw, attestRequestSchema)));

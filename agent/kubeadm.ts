@@ -33,11 +33,20 @@ export class KubeadmError extends ConfidantError {
   }
 }
 
-/** Replace every occurrence of the given secrets in `line`. */
+/** Anything shaped like a bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`). */
+const TOKEN_PATTERN = /(?<![a-z0-9])[a-z0-9]{6}\.[a-z0-9]{16}(?![a-z0-9])/g;
+/** `--certificate-key` followed by a 64-hex-digit key. */
+const CERT_KEY_PATTERN = /(--certificate-key[ =]+)[0-9a-fA-F]{64}/g;
+
+/**
+ * Replace every occurrence of the given secrets in `line`, and anything shaped like a secret
+ * kubeadm prints (a bootstrap token, `--certificate-key <64 hex>`) even when it is not one
+ * we know of.
+ */
 export function scrub(line: string, secrets: string[]): string {
   let out = line;
   for (const s of secrets) if (s) out = out.split(s).join("[redacted]");
-  return out;
+  return out.replace(TOKEN_PATTERN, "[redacted]").replace(CERT_KEY_PATTERN, "$1[redacted]");
 }
 
 /** Options of {@link runKubeadmJoin}. */
@@ -116,7 +125,7 @@ export interface KubeadmInitOptions {
   runtimeDir: string;
   /** The YAML stream (ClusterConfiguration + InitConfiguration). */
   configYaml: string;
-  /** Strings to scrub from output (certificate key). */
+  /** Strings to scrub from output (certificate key, bootstrap token). */
   secrets: string[];
   logger: Logger;
   signal: AbortSignal;

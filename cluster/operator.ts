@@ -11,7 +11,7 @@
  * |---------------------|---------|
  * | `ek.certificate`    | EK-CA policy: no EK certificate, or it does not chain to the CAs |
  * | `ak.malformed`      | the node's AK public area does not parse |
- * | `credential.mismatch` | the node did not return the secret of the credential |
+ * | `credential.mismatch` | the node's activation proof is not the HMAC under the credential's secret |
  * | `cluster.pcr`       | PCR 15 is not quoted, or not unset (init/recover), or not the claimed cluster's (verify) |
  * | `cluster.claim`     | verify: the node claims no cluster (not initialised) |
  *
@@ -27,6 +27,7 @@ import { makeCredential } from "../attestation/tpm/credential/mod.ts";
 import { computeName, type TpmtPublic, unmarshalTpm2bPublic } from "../attestation/tpm/mod.ts";
 import type { MasterSecret } from "../kms/keys.ts";
 import {
+  activationProof,
   attestResponseSchema,
   attestUserData,
   beginResponseSchema,
@@ -161,15 +162,24 @@ export async function attestNode(
     (b) => attestResponseSchema.parse(b),
     "attest",
   );
+  const nodeKey = fromBase64(att.ephemeralPublicKey, "ephemeralPublicKey");
   let activated = false;
-  if (secret) {
-    const got = att.activatedSecret ? fromBase64(att.activatedSecret) : new Uint8Array(0);
-    activated = got.length === secret.length && constantTimeEqual(got, secret);
-    if (!activated) fail("credential.mismatch", "the node did not return the credential's secret");
+  if (secret && akName) {
+    const got = att.activationProof ? fromBase64(att.activationProof) : new Uint8Array(0);
+    const want = activationProof(secret, {
+      purpose,
+      session: begun.session,
+      nonce,
+      nodeKey,
+      akName,
+    });
+    activated = got.length === want.length && constantTimeEqual(got, want);
+    if (!activated) {
+      fail("credential.mismatch", "the node's activation proof does not match the credential");
+    }
     wipe(secret);
   }
-  const nodeKey = fromBase64(att.ephemeralPublicKey, "ephemeralPublicKey");
-  const userData = await attestUserData(purpose, begun.session, nodeKey, att.cluster?.id);
+  const userData = await attestUserData(purpose, begun.session, nodeKey, att.cluster);
   const r = await verifyDocument(att.document, policy, {
     nonce,
     userData,

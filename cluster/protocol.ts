@@ -7,9 +7,13 @@
  *    (TPM2B_PUBLIC) and EK certificate (DER), both base64.
  * 2. The operator checks the EK certificate against the policy's EK CAs and makes a credential
  *    for the AK name to that EK (MakeCredential); `POST /v1/init/attest {session, nonce,
- *    credential?}` → `{activatedSecret?, document, ephemeralPublicKey, cluster?}`. The node
+ *    credential?}` → `{activationProof?, document, ephemeralPublicKey, cluster?}`. The node
  *    activated the credential and quoted with userData = {@link attestUserData} (binds
- *    purpose, session, its fresh X25519 key and, for `verify`, the cluster ID it claims).
+ *    purpose, session, its fresh X25519 key and, for `verify`, the cluster ID and name it
+ *    claims). It never returns the activated secret itself, only {@link activationProof}
+ *    (an HMAC under it over this exchange's transcript): the node's EK and AK are the ones
+ *    its KMS client uses, so a raw secret would make any caller's credential — one a KMS
+ *    made for this node — activate here (an activation oracle).
  * 3. `init`/`recover` only, after every check passed: `POST /v1/init/finish {session,
  *    operatorPublicKey, sealed}` with the {@link InitPayload} sealed to the node's key under
  *    info `confidant/v1/init` and aad {@link finishBinding}; the answer carries the
@@ -19,6 +23,7 @@
  * @module
  */
 import { z } from "zod";
+import { createHmac } from "node:crypto";
 import { concat, sha256, utf8 } from "../lib/bytes.ts";
 import { b64 } from "../kms/protocol.ts";
 import { CLUSTER_ID_RE } from "../kms/keys.ts";
@@ -78,7 +83,7 @@ export type ClusterClaim = z.infer<typeof clusterClaimSchema>;
 
 /** Step 2 answer. */
 export const attestResponseSchema = z.strictObject({
-  activatedSecret: b64(64).optional(),
+  activationProof: b64(32, 32).optional(),
   document: z.unknown(),
   ephemeralPublicKey: b64(32, 32),
   cluster: clusterClaimSchema.optional(),
@@ -187,12 +192,15 @@ export type InitResult = z.infer<typeof initResultSchema>;
 
 const Z = new Uint8Array(1);
 
-/** userData of the node's quote: binds purpose, session, its ephemeral key and claimed cluster. */
+/**
+ * userData of the node's quote: binds purpose, session, its ephemeral key and the cluster it
+ * claims (ID and name; `verify` only), so every field the operator reports is attested.
+ */
 export function attestUserData(
   purpose: Purpose,
   session: string,
   ephemeralPublicKey: Uint8Array,
-  clusterId?: string,
+  cluster?: ClusterClaim,
 ): Promise<Uint8Array> {
   return sha256(
     concat(
@@ -204,10 +212,46 @@ export function attestUserData(
       Z,
       ephemeralPublicKey,
       Z,
-      utf8(clusterId ?? ""),
+      utf8(cluster?.id ?? ""),
+      Z,
+      utf8(cluster?.name ?? ""),
       Z,
     ),
   );
+}
+
+/** Label of {@link activationProof}. */
+export const ACTIVATION_PROOF_LABEL = "confidant-init-activation-v1";
+
+function framed(b: Uint8Array): Uint8Array {
+  if (b.length > 0xffff) throw new RangeError("field longer than 65535 bytes");
+  return concat(new Uint8Array([b.length >>> 8, b.length & 0xff]), b);
+}
+
+/**
+ * What the node returns instead of the activated credential secret:
+ * `HMAC-SHA256(key = secret, "confidant-init-activation-v1" ‖ L(purpose) ‖ L(session) ‖
+ * L(nonce) ‖ L(nodeKey) ‖ L(akName))`, `L(x)` = u16be(len(x)) ‖ x. The operator, who chose
+ * the secret, recomputes it and compares in constant time. A caller who sends a credential
+ * someone else made (a KMS's) gets a MAC bound to this exchange, which is no answer to
+ * that credential.
+ */
+export function activationProof(
+  secret: Uint8Array,
+  t: {
+    purpose: Purpose;
+    session: string;
+    nonce: Uint8Array;
+    nodeKey: Uint8Array;
+    akName: Uint8Array;
+  },
+): Uint8Array {
+  const mac = createHmac("sha256", secret);
+  mac.update(utf8(ACTIVATION_PROOF_LABEL));
+  for (const f of [utf8(t.purpose), utf8(t.session), t.nonce, t.nodeKey, t.akName]) {
+    mac.update(framed(f));
+  }
+  return new Uint8Array(mac.digest());
 }
 
 /** AEAD additional data of step 3 (both directions). */

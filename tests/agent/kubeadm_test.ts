@@ -6,13 +6,22 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import {
   ensureTmpfsDir,
   KubeadmError,
+  runKubeadmInit,
   runKubeadmJoin,
   runKubeadmReset,
+  scrub,
 } from "../../agent/kubeadm.ts";
+import {
+  BOOTSTRAP_TOKEN_RE,
+  BOOTSTRAP_TOKEN_TTL,
+  buildInitConfiguration,
+  initConfigurationYaml,
+  newBootstrapToken,
+} from "../../agent/init_config.ts";
 import {
   buildJoinConfiguration,
   redactJoinConfiguration,
@@ -199,4 +208,90 @@ Deno.test("buildJoinConfiguration() refuses malformed tickets and incomplete con
   );
   assert.equal(red.discovery.bootstrapToken.token, "abcdef.[redacted]");
   assert.equal(red.controlPlane!.certificateKey, "[redacted]");
+});
+
+Deno.test("runKubeadmInit() logs kubeadm's output with every token and certificate key scrubbed", async () => {
+  await withDirs(async ({ work, run }) => {
+    const lines: string[] = [];
+    setLogSink((l) => lines.push(l));
+    const token = newBootstrapToken();
+    const certificateKey = "ab".repeat(32);
+    // A token kubeadm made itself (not one we know) and a certificate key in its join hints.
+    const other = "q1w2e3.r4t5y6u7i8o9p0a1";
+    const script = join(work, "kubeadm");
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh
+# STAND-IN for kubeadm init (test only): prints kubeadm's join hints.
+cp "$3" "${work}/init.yaml"
+echo "[bootstrap-token] Using token: ${token}"
+echo "  kubeadm join 10.0.0.5:6443 --token ${other} \\"
+echo "\t--discovery-token-ca-cert-hash sha256:${"11".repeat(32)} \\"
+echo "\t--control-plane --certificate-key ${"cd".repeat(32)}"
+echo "[upload-certs] Using certificate key:" >&2
+echo "${certificateKey}" >&2
+exit 0
+`,
+    );
+    await Deno.chmod(script, 0o755);
+    const docs = buildInitConfiguration({
+      kubernetesVersion: "v1.33.1",
+      podSubnet: "10.244.0.0/16",
+      serviceSubnet: "10.96.0.0/12",
+      dnsDomain: "cluster.local",
+      certSANs: [],
+    }, {
+      clusterName: "c",
+      nodeName: "cp-0",
+      criSocket: "unix:///run/containerd/containerd.sock",
+      nodeIp: "10.0.0.5",
+      bindPort: 6443,
+      kubeletExtraArgs: [],
+      certificateKey,
+      bootstrapToken: token,
+    });
+    const r = await runKubeadmInit({
+      runner: new HostCommandRunner(),
+      files: new HostFiles(),
+      runtimeDir: run,
+      configYaml: initConfigurationYaml(docs),
+      secrets: [certificateKey, token],
+      logger: new Logger("agent"),
+      signal: new AbortController().signal,
+      kubeadm: script,
+    });
+    setLogSink(() => {});
+    const all = [...lines, ...r.lines].join("\n");
+    for (const secret of [token, other, certificateKey, "cd".repeat(32)]) {
+      assert.ok(!all.includes(secret), `${secret} reached the log`);
+    }
+    assert.ok(r.lines.some((l) => l.includes("--certificate-key [redacted]")));
+    assert.ok(all.includes("sha256:" + "11".repeat(32)), "the CA hash is not a secret");
+    // the InitConfiguration asks for our short-lived token, not kubeadm's 24 h default
+    const init = parseAllDocuments(await Deno.readTextFile(join(work, "init.yaml")))[1].toJS();
+    assert.deepEqual(init.bootstrapTokens, [{
+      token,
+      description: "confidant: kubeadm init's own token (joining nodes get KMS tickets)",
+      ttl: BOOTSTRAP_TOKEN_TTL,
+      usages: ["signing", "authentication"],
+      groups: ["system:bootstrappers:kubeadm:default-node-token"],
+    }]);
+    assert.equal(BOOTSTRAP_TOKEN_TTL, "15m0s");
+  });
+});
+
+Deno.test("newBootstrapToken() makes distinct kubeadm-shaped tokens; scrub() catches unknown ones", () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 50; i++) {
+    const t = newBootstrapToken();
+    assert.match(t, BOOTSTRAP_TOKEN_RE);
+    seen.add(t);
+  }
+  assert.equal(seen.size, 50);
+  assert.equal(scrub("--token abcdef.0123456789abcdef x", []), "--token [redacted] x");
+  assert.equal(
+    scrub(`--certificate-key=${"0f".repeat(32)}`, []),
+    "--certificate-key=[redacted]",
+  );
+  assert.equal(scrub("node cp-0.example.com ready", []), "node cp-0.example.com ready");
 });

@@ -20,7 +20,11 @@ import { startKubeStandin } from "../kms/_kube_standin.ts";
 import { Tpm } from "../../attestation/tpm/client.ts";
 import { TPM_ALG } from "../../attestation/tpm/constants.ts";
 import { parsePolicy } from "../../attestation/policy.ts";
-import { toHex } from "../../lib/bytes.ts";
+import { fromBase64, toBase64, toHex } from "../../lib/bytes.ts";
+import { verifyEkCertificate } from "../../attestation/ek_certificate.ts";
+import { makeCredential } from "../../attestation/tpm/credential/mod.ts";
+import { computeName, unmarshalTpm2bPublic } from "../../attestation/tpm/mod.ts";
+import { activationProof } from "../../cluster/protocol.ts";
 import { setLogSink } from "../../lib/log.ts";
 import { createMemoryStateDisk } from "../../cryptsetup/state_disk.ts";
 import { generateMasterSecret, KeyDeriver } from "../../kms/keys.ts";
@@ -104,19 +108,20 @@ kmsServer: { listen: "127.0.0.1:0" }
     const disk = createMemoryStateDisk(32 * 1024 * 1024);
     const fakeKube = new FakeKube();
     const paths: string[] = [];
+    const stateDisk = () =>
+      new StateDiskAdapter({
+        disk,
+        cluster: "e2e",
+        integrity: false,
+        mapperExists: () => Promise.resolve(false),
+      });
     /** A fresh node process: new bootstrap, new endpoint (memory state gone). */
     const startNode = () => {
       const bootstrap = new NodeBootstrap({
         config,
         nodeName: "cp-0",
         tpm: new TpmAccess(sw.spec),
-        disk: () =>
-          new StateDiskAdapter({
-            disk,
-            cluster: "e2e",
-            integrity: false,
-            mapperExists: () => Promise.resolve(false),
-          }),
+        disk: stateDisk,
         mounter: new FakeMounter(),
         runner,
         files: new HostFiles(),
@@ -149,6 +154,7 @@ kmsServer: { listen: "127.0.0.1:0" }
     const keep = { ...master, secret: master.secret.slice(), salt: master.salt.slice() };
     let clusterId = "";
     let kmsPin = "";
+    let initDiskUuid = "";
 
     await t.step(
       "init is refused for a node with the wrong PCRs; the node receives nothing",
@@ -231,6 +237,12 @@ kmsServer: { listen: "127.0.0.1:0" }
         }]);
         assert.deepEqual(ic.localAPIEndpoint, { advertiseAddress: "10.0.0.5", bindPort: 6443 });
         assert.match(ic.certificateKey, /^[0-9a-f]{64}$/);
+        // our own short-lived bootstrap token, not kubeadm's 24 h default
+        assert.equal(ic.bootstrapTokens.length, 1);
+        assert.match(ic.bootstrapTokens[0].token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+        assert.equal(ic.bootstrapTokens[0].ttl, "15m0s");
+        initDiskUuid = (await stateDisk().inspect()).uuid!;
+        assert.match(initDiskUuid, /^[0-9a-f-]{36}$/);
         assert.deepEqual([...Deno.readDirSync(run)], [], "config removed from the tmpfs");
         assert.ok(kube.secrets.has("confidant-system/confidant-kms-master"));
         assert.ok(kube.secrets.has("kube-system/confidant-certificate-key"));
@@ -284,6 +296,15 @@ kmsServer: { listen: "127.0.0.1:0" }
             ask("control-plane", crypto.randomUUID()),
             (e) => e instanceof KmsRefusedError && e.status === 403,
           );
+          // the first node's own disk is enrolled to it: an admitted node cannot have its key
+          const own = (await store.listDisks()).filter((d) => d.nodeName === "cp-0");
+          assert.equal(own.length, 1);
+          assert.equal(own[0].role, "control-plane");
+          assert.equal(own[0].uuid, initDiskUuid);
+          await assert.rejects(
+            ask("worker", initDiskUuid),
+            (e) => e instanceof KmsRefusedError && e.checks.includes("disk.identity_mismatch"),
+          );
           // another boot chain: PCR 0 differs
           await tpm.pcrExtend(0, [{ hashAlg: TPM_ALG.SHA256, digest: new Uint8Array(32) }]);
           await assert.rejects(
@@ -317,12 +338,71 @@ kmsServer: { listen: "127.0.0.1:0" }
       assert.equal(paths.filter((p) => p === "/v1/init/finish").length, finishes);
     });
 
+    await t.step(
+      "the init endpoint never returns an activated secret, only a MAC bound to the exchange",
+      async () => {
+        const post = async (path: string, body: unknown) => {
+          const r = await fetch(`${node.url}${path}`, {
+            method: "POST",
+            body: JSON.stringify(body),
+          });
+          return await r.json();
+        };
+        const begun = await post("/v1/init/begin", { purpose: "verify" });
+        const ekCert = await verifyEkCertificate(fromBase64(begun.ekCertificate), {
+          caCertificates: [sw.ekCaPem!],
+          now: new Date(),
+        });
+        const akName = await computeName(
+          unmarshalTpm2bPublic(fromBase64(begun.akPublic)).tpmtBytes,
+        );
+        // A credential someone else made for this node (as the KMS does), secret known here.
+        const secret = crypto.getRandomValues(new Uint8Array(32));
+        const c = makeCredential(ekCert.ekPublic, akName, secret);
+        const nonce = crypto.getRandomValues(new Uint8Array(32));
+        const att = await post("/v1/init/attest", {
+          session: begun.session,
+          nonce: toBase64(nonce),
+          credential: {
+            credentialBlob: toBase64(c.credentialBlob),
+            encryptedSecret: toBase64(c.encryptedSecret),
+          },
+        });
+        assert.equal(att.activatedSecret, undefined);
+        assert.ok(!JSON.stringify(att).includes(toBase64(secret)), "the raw secret came back");
+        assert.equal(
+          att.activationProof,
+          toBase64(activationProof(secret, {
+            purpose: "verify",
+            session: begun.session,
+            nonce,
+            nodeKey: fromBase64(att.ephemeralPublicKey),
+            akName,
+          })),
+        );
+      },
+    );
+
     await t.step("cluster verify reports the cluster ID the init produced", async () => {
       const rep = await verifyCluster(nodeTransport(node.url), policyWith(pcr0));
       assert.deepEqual(rep.failures, []);
       assert.equal(rep.ok, true);
       assert.equal(rep.clusterId, clusterId);
       assert.equal(rep.clusterName, "e2e");
+      // the name is attested too: a node (or a path) that renames the cluster is caught
+      const real = nodeTransport(node.url);
+      const renaming = {
+        async post(path: string, body: unknown) {
+          const r = await real.post(path, body);
+          const b = r.body as { cluster?: { name: string } };
+          if (path === "/v1/init/attest" && b.cluster) b.cluster.name = "prod";
+          return r;
+        },
+      };
+      const lied = await verifyCluster(renaming, policyWith(pcr0));
+      assert.equal(lied.ok, false);
+      assert.equal(lied.clusterName, undefined);
+      assert.ok(lied.failures.some((f) => f.check === "document.user_data"));
     });
 
     await t.step(
@@ -351,6 +431,13 @@ kmsServer: { listen: "127.0.0.1:0" }
         assert.equal(out.result!.disk, "opened");
         assert.equal(out.result!.kubeadm, "skipped");
         assert.equal(out.result!.masterStored, false);
+        // the first node's disk enrolment is kept as it was
+        const store = new KubeStore(
+          kubeSecretsApi(loadKubeConfig({ kubeconfig: admin })),
+          KMS_NAMESPACE,
+        );
+        const own = (await store.listDisks()).filter((d) => d.nodeName === "cp-0");
+        assert.deepEqual(own.map((d) => d.uuid), [initDiskUuid]);
         const after = await verifyCluster(nodeTransport(node.url), policyWith(pcr0));
         assert.equal(after.clusterId, clusterId);
         const argv = (await Deno.readTextFile(join(dir, "kubeadm.argv"))).trim().split("\n");
