@@ -231,7 +231,11 @@ export function formatBoxSummary(s: BoxSummaryInput): string {
       out.push(`  disk       untouched${r.disk.uuid ? ` (uuid ${r.disk.uuid})` : ""}`);
     }
     const skipped = r.steps.filter((x) => x.outcome === "skipped" && x.detail.reason);
-    for (const x of skipped) out.push(`  ${x.step.padEnd(10)} skipped (${x.detail.reason})`);
+    const reasons = [...new Set(skipped.map((x) => String(x.detail.reason)))];
+    for (const why of reasons) {
+      const steps = skipped.filter((x) => x.detail.reason === why).map((x) => x.step);
+      out.push(`  skipped    ${steps.join(", ")}: ${why}`);
+    }
     if (r.failure) {
       out.push(`  failed     step ${r.failure.step}: ${r.failure.code}: ${r.failure.error}`);
     }

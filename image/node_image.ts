@@ -83,10 +83,9 @@ VERSION_ID=1
  * - `confidant-init.halt=1` powers off after printing the measurements (image tests);
  * - `confidant-init.test=1` (end-to-end tests only) turns on the test channel below.
  *
- * Test channel: once the agent reports phase `unlocked` (or `ready`) on its local
- * endpoint, init prints the file `test-marker` on the state disk, replaces it with the
- * first bytes (letters, digits, `._-`) of the disk whose serial is `confidant-test`, syncs
- * and powers off; when the agent reports `failed`, it powers off too. The data comes
+ * Test channel: once the agent logs that the node is unlocked (or ready), init
+ * prints the file `test-marker` on the state disk, replaces it with the first bytes (letters, digits, `._-`) of the disk whose serial is `confidant-test`, syncs
+ * and powers off; when a step of the agent fails, it powers off too. The data comes
  * from the host and is not measured, so the switch is on the measured command line: an
  * image without `confidant-init.test=1` (every production image) never reads that disk,
  * and its PCR 11 proves it. The channel only writes data; it runs nothing it reads.
@@ -104,11 +103,11 @@ say "init started"
 # end-to-end test channel (confidant-init.test=1 only; see the doc comment of NODE_INIT)
 test_channel() {
   while :; do
-    st=$(wget -q -T 5 -O - http://127.0.0.1:9443/v1/state 2>/dev/null)
-    case "$st" in
-      *'"phase":"unlocked"'*|*'"phase":"ready"'*) break ;;
-      *'"phase":"failed"'*) say "test: agent failed"; return ;;
-    esac
+    grep -qE '"msg":"node (unlocked|ready)"' /run/agent.log 2>/dev/null && break
+    if grep -q '"msg":"step failed"' /run/agent.log 2>/dev/null; then
+      say "test: agent failed"
+      return
+    fi
     sleep 1
   done
   m=/var/lib/confidant/test-marker
@@ -152,7 +151,7 @@ for n in /sys/class/net/*; do
 done
 say "starting confidant agent"
 if grep -q 'confidant-init.test=1' /proc/cmdline; then
-  confidant agent run &
+  confidant agent run | tee /run/agent.log &
   test_channel
   sync
   say "test: powering off"

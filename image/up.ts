@@ -219,7 +219,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     const doneAt = Date.now();
     const hostT: [string, number][] = [];
     if (agentAt !== undefined) {
-      hostT.push(["boot to agent", agentAt - n.started], ["agent", doneAt - agentAt]);
+      hostT.push(["boot to agent", agentAt - n.started], ["agent in all", doneAt - agentAt]);
     } else hostT.push(["boot", doneAt - n.started]);
     if (!r.matched) log(`${n.label}: no final report yet; it keeps running`);
     return { label: n.label, report: parseNodeConsole(r.console), hostTimes: hostT };

@@ -143,6 +143,6 @@ Deno.test("formatBoxSummary() names identity, PCRs against image measure, decisi
     text,
     /formatted \(first boot\), LUKS2 5d8e0f8e-\S+, mounted at \/var\/lib\/confidant/,
   );
-  assert.match(text, /join +skipped \(no Kubernetes in this box/);
+  assert.match(text, /skipped +join: no Kubernetes in this box/);
   assert.match(text, /time +boot to agent 43\.1 s · config 0\.06 s · release 2\.40 s/);
 });
