@@ -1,13 +1,16 @@
 /**
  * The agent's routes of the init exchange (cluster/protocol.ts): `POST /v1/init/begin`,
- * `/v1/init/attest`, `/v1/init/finish`, over a {@link NodeBootstrap}. Bodies are size-limited
- * and validated with zod; a bad body is 400, a refusal carries its status and error name.
+ * `/v1/init/attest`, `/v1/init/finish`, over a {@link NodeBootstrap}. Bodies are read with a
+ * size cap and a deadline (lib/read_body.ts: 413 too large, 408 too slow, 400 a bad
+ * Content-Length) and validated with zod; a bad body is 400, a refusal carries its status and
+ * error name, and any other failure is a generic 500 whose detail is only logged.
  *
  * @module
  */
 import { Hono } from "hono";
 import type { z } from "zod";
 import { describeError } from "../lib/errors.ts";
+import { BodyError, readCappedBody } from "../lib/read_body.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   attestRequestSchema,
@@ -23,16 +26,20 @@ import { BootstrapError, type NodeBootstrap } from "./bootstrap.ts";
 /** Longest an init or recover may take (kubeadm init included). */
 export const FINISH_TIMEOUT_MS = 20 * 60_000;
 
+/** Longest a client may take to send a request body (ms). */
+export const BODY_TIMEOUT_MS = 10_000;
+
 class BadRequest extends Error {}
 
-async function body<S extends z.ZodType>(req: Request, schema: S): Promise<z.infer<S>> {
-  const len = Number(req.headers.get("content-length") ?? "0");
-  if (len > MAX_INIT_BODY_BYTES) throw new BadRequest("the body is too large");
-  const buf = new Uint8Array(await req.arrayBuffer());
-  if (buf.length > MAX_INIT_BODY_BYTES) throw new BadRequest("the body is too large");
+async function body<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  timeoutMs: number,
+): Promise<z.infer<S>> {
+  const buf = await readCappedBody(req, MAX_INIT_BODY_BYTES, timeoutMs);
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder().decode(buf));
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf));
   } catch {
     throw new BadRequest("the body is not JSON");
   }
@@ -51,29 +58,38 @@ function sourceOf(env: unknown): string {
 }
 
 /** The init routes over `bootstrap` (mount at the app's root). */
-export function initRoutes(bootstrap: NodeBootstrap, log?: Logger): Hono {
+export function initRoutes(
+  bootstrap: NodeBootstrap,
+  log?: Logger,
+  opts: { bodyTimeoutMs?: number } = {},
+): Hono {
+  const timeoutMs = opts.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
   const app = new Hono();
   app.post(INIT_BEGIN_PATH, async (c) => {
-    const b = await body(c.req.raw, beginRequestSchema);
+    const b = await body(c.req.raw, beginRequestSchema, timeoutMs);
     return c.json(await bootstrap.begin(b.purpose, sourceOf(c.env)));
   });
   app.post(INIT_ATTEST_PATH, async (c) => {
-    return c.json(await bootstrap.attest(await body(c.req.raw, attestRequestSchema)));
+    return c.json(await bootstrap.attest(await body(c.req.raw, attestRequestSchema, timeoutMs)));
   });
   app.post(INIT_FINISH_PATH, async (c) => {
-    const b = await body(c.req.raw, finishRequestSchema);
+    const b = await body(c.req.raw, finishRequestSchema, timeoutMs);
     // Not the request's signal: kubeadm must not be cut off by a dropped connection.
     return c.json(await bootstrap.finish(b, AbortSignal.timeout(FINISH_TIMEOUT_MS)));
   });
   app.onError((e, c) => {
     if (e instanceof BadRequest) return c.json({ error: "bad_request", message: e.message }, 400);
+    if (e instanceof BodyError) {
+      return c.json({ error: "bad_request", message: e.message }, e.status);
+    }
     if (e instanceof BootstrapError) {
       log?.warn("init request refused", { path: c.req.path, error: e.error, message: e.message });
       return c.json({ error: e.error, message: e.message }, e.status);
     }
+    // The detail goes to the node's log only: it may name paths, devices or internal state.
     const d = describeError(e);
     log?.error("init request failed", { path: c.req.path, code: d.code, error: d.message });
-    return c.json({ error: "failed", message: `${d.code}: ${d.message}`.slice(0, 1000) }, 500);
+    return c.json({ error: "failed", message: "the node could not complete the request" }, 500);
   });
   return app;
 }
