@@ -8,8 +8,10 @@
  * N = 2^17, r = 8, p = 1, 32 bytes) — 128 MiB and a few hundred milliseconds per guess, the
  * parameters OWASP recommends for scrypt. AEAD additional data =
  * `confidant/v1/recovery/<clusterName>/<clusterId>`, so the clear-text name and ID cannot be
- * swapped. Reading accepts N from 2^14 to 2^20 and r·p bounded, so a hostile file cannot ask
- * for unbounded memory. The passphrase is never taken from argv (file or stdin).
+ * swapped. Reading accepts N a power of two from 2^14 to 2^20, scrypt's memory 128·N·r at most
+ * {@link MAX_KDF_MEMORY} (256 MiB, twice the default) and p at most {@link MAX_KDF_P}, with
+ * N·r·p at most four times the default's work, so a hostile file can ask for neither unbounded
+ * memory nor minutes of CPU. The passphrase is never taken from argv (file or stdin).
  *
  * @module
  */
@@ -23,6 +25,12 @@ import { CLUSTER_ID_HEX_RE } from "./cluster_id.ts";
 
 /** scrypt parameters written by {@link sealRecovery}. */
 export const RECOVERY_KDF = { N: 1 << 17, r: 8, p: 1 } as const;
+/** Most memory a recovery file may ask scrypt for: 128·N·r bytes (256 MiB). */
+export const MAX_KDF_MEMORY = 256 * 1024 * 1024;
+/** Largest scrypt parallelism accepted (p runs sequentially here: it multiplies the time). */
+export const MAX_KDF_P = 4;
+/** Largest N·r·p accepted (four times the default's). */
+const MAX_KDF_WORK = 4 * RECOVERY_KDF.N * RECOVERY_KDF.r * RECOVERY_KDF.p;
 /** Shortest passphrase accepted (characters). */
 export const MIN_PASSPHRASE = 12;
 /** Largest recovery file read (bytes). */
@@ -44,8 +52,12 @@ const fileSchema = z.strictObject({
       error: "N must be a power of two",
     }),
     r: z.number().int().min(1).max(32),
-    p: z.number().int().min(1).max(16),
+    p: z.number().int().min(1).max(MAX_KDF_P),
     salt: b64(16, 16),
+  }).refine((k) => 128 * k.N * k.r <= MAX_KDF_MEMORY, {
+    error: `scrypt memory 128·N·r must be at most ${MAX_KDF_MEMORY} bytes`,
+  }).refine((k) => k.N * k.r * k.p <= MAX_KDF_WORK, {
+    error: "scrypt work N·r·p is too large",
   }),
   cipher: z.literal("AES-256-GCM"),
   iv: b64(12, 12),

@@ -40,6 +40,21 @@ Deno.test("openRecovery() refuses a wrong passphrase, a swapped cluster ID and h
     bad.kdf.N = N;
     await assert.rejects(openRecovery(JSON.stringify(bad), pass), ParseError);
   }
+  // within each field's range, but together too much memory (4 GiB) or work
+  for (
+    const kdf of [{ N: 1 << 20, r: 32, p: 1 }, { N: 1 << 18, r: 16, p: 1 }, {
+      N: 1 << 17,
+      r: 8,
+      p: 5,
+    }, { N: 1 << 18, r: 8, p: 4 }]
+  ) {
+    const bad = JSON.parse(text);
+    Object.assign(bad.kdf, kdf);
+    assert.throws(() => parseRecoveryFile(JSON.stringify(bad)), ParseError, JSON.stringify(kdf));
+  }
+  const edge = JSON.parse(text);
+  Object.assign(edge.kdf, { N: 1 << 18, r: 8, p: 2 }); // 256 MiB, twice the default's work
+  assert.equal(parseRecoveryFile(JSON.stringify(edge)).kdf.N, 1 << 18);
   await assert.rejects(openRecovery("{", pass), ParseError);
   await assert.rejects(
     sealRecovery(m, id, new TextEncoder().encode("short"), FAST),
