@@ -20,11 +20,12 @@ import {
   INIT_BEGIN_PATH,
   INIT_FINISH_PATH,
   MAX_INIT_BODY_BYTES,
+  NODE_FINISH_TIMEOUT_MS,
 } from "../cluster/protocol.ts";
 import { BootstrapError, type NodeBootstrap } from "./bootstrap.ts";
 
-/** Longest an init or recover may take (kubeadm init included). */
-export const FINISH_TIMEOUT_MS = 20 * 60_000;
+/** Longest an init or recover may take (kubeadm init included); the operator waits longer. */
+export const FINISH_TIMEOUT_MS = NODE_FINISH_TIMEOUT_MS;
 
 /** Longest a client may take to send a request body (ms). */
 export const BODY_TIMEOUT_MS = 10_000;

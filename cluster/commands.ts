@@ -11,10 +11,10 @@ import { ExitCode } from "../lib/errors.ts";
 import { atomicWriteFile } from "../lib/atomic_write.ts";
 import { parsePolicyJson, type Policy } from "../attestation/policy.ts";
 import { generateMasterSecret } from "../kms/keys.ts";
-import { initNode, type NodeAttestation, verifyCluster } from "./operator.ts";
+import { FinishUnknownError, initNode, type NodeAttestation, verifyCluster } from "./operator.ts";
 import { nodeTransport } from "./node_transport.ts";
 import { openRecovery, RECOVERY_WARNING, sealRecovery } from "./recovery.ts";
-import { kubernetesSettingsSchema } from "./protocol.ts";
+import { kubernetesSettingsSchema, OPERATOR_FINISH_TIMEOUT_MS } from "./protocol.ts";
 import { deriveClusterId } from "./cluster_id.ts";
 
 async function readPolicy(path: string): Promise<Policy> {
@@ -28,6 +28,29 @@ async function readPassphrase(path: string): Promise<Uint8Array> {
   let end = raw.length;
   while (end > 0 && (raw[end - 1] === 0x0a || raw[end - 1] === 0x0d)) end--;
   return raw.slice(0, end);
+}
+
+/**
+ * Create the recovery file (0600, synced) only if no file exists at `path`; false when one
+ * does.
+ */
+async function createRecoveryFile(path: string, text: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return false;
+    throw e;
+  }
+  try {
+    const data = new TextEncoder().encode(text);
+    let o = 0;
+    while (o < data.length) o += await f.write(data.subarray(o));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  return true;
 }
 
 function printChecks(a: NodeAttestation, ctx: CommandContext): void {
@@ -85,17 +108,43 @@ const init = defineCommand({
     });
     const passphrase = await readPassphrase(i["passphrase-file"]);
     const master = generateMasterSecret(i.name);
-    // The recovery file is written before the secret leaves this machine.
+    // The recovery file is written before the secret leaves this machine, and never over an
+    // existing one: that may hold the master secret of a cluster an earlier init gave away.
     const id = await deriveClusterId(master);
-    await atomicWriteFile(i["recovery-file"], await sealRecovery(master, id, passphrase));
+    if (!await createRecoveryFile(i["recovery-file"], await sealRecovery(master, id, passphrase))) {
+      ctx.err(
+        `confidant: ${i["recovery-file"]} already exists; not overwritten. It may be the ` +
+          "recovery file of a cluster an earlier `confidant init` gave to a node (for example " +
+          "one that timed out). Check the node with `confidant cluster verify`: if it runs that " +
+          "cluster, keep the file (it is the only way to recover the cluster). Only if the file " +
+          "belongs to no cluster, move it away or pass another --recovery-file.",
+      );
+      return ExitCode.Failed;
+    }
     ctx.err(RECOVERY_WARNING);
-    const out = await initNode({
-      transport: nodeTransport(i.node),
-      policy,
-      purpose: "init",
-      master,
-      kubernetes,
-    });
+    let out;
+    let sent = false;
+    try {
+      out = await initNode({
+        transport: nodeTransport(i.node, { timeoutMs: OPERATOR_FINISH_TIMEOUT_MS }),
+        policy,
+        purpose: "init",
+        master,
+        kubernetes,
+        onFinishSent: () => sent = true,
+      });
+    } catch (e) {
+      if (sent) {
+        ctx.err(
+          `the master secret was sent and the node may have taken the cluster: KEEP ` +
+            `${i["recovery-file"]}${e instanceof FinishUnknownError ? "" : ` (${e})`}`,
+        );
+      } else {
+        // Nothing left this machine: the file protects no cluster, and a retry needs the path.
+        await Deno.remove(i["recovery-file"]).catch(() => {});
+      }
+      throw e;
+    }
     if (!out.result) {
       printChecks(out.attestation, ctx);
       ctx.err("the node failed verification: nothing was sent to it");
@@ -147,7 +196,7 @@ const recover = defineCommand({
       await readPassphrase(i["passphrase-file"]),
     );
     const out = await initNode({
-      transport: nodeTransport(i.node),
+      transport: nodeTransport(i.node, { timeoutMs: OPERATOR_FINISH_TIMEOUT_MS }),
       policy,
       purpose: "recover",
       master: r.master,

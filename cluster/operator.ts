@@ -50,6 +50,24 @@ import { CLUSTER_ID_PCR, deriveClusterId, expectedClusterPcr, UNSET_PCR } from "
 import { generateEphemeralKeyPair, openJson, sealJson } from "./sealing.ts";
 import type { NodeResponse, NodeTransport } from "./node_transport.ts";
 
+/**
+ * The finish request (with the sealed master secret) was sent but no answer came: the node
+ * may have taken the cluster. The recovery file must be kept.
+ */
+export class FinishUnknownError extends ConfidantError {
+  constructor(cause: unknown) {
+    super(
+      "cluster.finish_unknown",
+      `the node did not answer after it was sent the cluster's master secret ` +
+        `(${(cause as Error)?.message ?? cause}): it may have taken the cluster. KEEP the ` +
+        "recovery file; check with `confidant cluster verify` which cluster the node runs " +
+        "before anything else",
+      { cause },
+    );
+    this.name = "FinishUnknownError";
+  }
+}
+
 /** The node answered with an error or a refusal. */
 export class NodeRefusedError extends ConfidantError {
   constructor(
@@ -243,6 +261,8 @@ export interface InitNodeOptions {
    */
   kmsPolicy?: KmsPolicy;
   now?: Date;
+  /** Called just before the sealed payload (the master secret) is sent to the node. */
+  onFinishSent?: () => void;
 }
 
 /** The default policy of a first node's in-process KMS: the operator's, for workers only. */
@@ -292,15 +312,18 @@ export async function initNode(o: InitNodeOptions): Promise<InitOutcome> {
   const sealed = await sealJson(payload, attestation.nodeKey, INIT_INFO, aad);
   payload.cluster.masterSecret = "";
   payload.cluster.salt = "";
-  const fin = expectOk(
-    await o.transport.post(INIT_FINISH_PATH, {
+  let answer: NodeResponse;
+  o.onFinishSent?.();
+  try {
+    answer = await o.transport.post(INIT_FINISH_PATH, {
       session: attestation.session,
       operatorPublicKey: toBase64(mine.publicKey),
       sealed,
-    }),
-    (b) => finishResponseSchema.parse(b),
-    "finish",
-  );
+    });
+  } catch (e) {
+    throw new FinishUnknownError(e);
+  }
+  const fin = expectOk(answer, (b) => finishResponseSchema.parse(b), "finish");
   const result = await openJson(fin.sealed, mine, INIT_RESULT_INFO, aad, initResultSchema);
   if (result.clusterId !== clusterId || fin.clusterId !== clusterId) {
     throw new ConfidantError(

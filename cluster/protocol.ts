@@ -40,6 +40,13 @@ export const INIT_FINISH_PATH = "/v1/init/finish";
 export const INIT_INFO = "confidant/v1/init";
 /** HPKE info of the init result. */
 export const INIT_RESULT_INFO = "confidant/v1/init-result";
+/** Longest the node gives an init or recover (kubeadm init included) before it gives up (ms). */
+export const NODE_FINISH_TIMEOUT_MS = 20 * 60_000;
+/**
+ * How long the operator waits for the node's answer: longer than {@link NODE_FINISH_TIMEOUT_MS},
+ * so the operator never gives up on a node that is still taking the cluster (ms).
+ */
+export const OPERATOR_FINISH_TIMEOUT_MS = NODE_FINISH_TIMEOUT_MS + 5 * 60_000;
 /** Largest request body the node reads (bytes). */
 export const MAX_INIT_BODY_BYTES = 256 * 1024;
 
