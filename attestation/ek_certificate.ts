@@ -225,6 +225,48 @@ function isCa(c: x509.X509Certificate): boolean {
   return bc !== null && bc.ca;
 }
 
+/** TCG EK certificate extended key usage (tcg-kp-EKCertificate). */
+export const TCG_KP_EK_CERTIFICATE = "2.23.133.8.1";
+
+/**
+ * Why `issuer` may not sign at `depth` (the number of CA certificates between it and the leaf,
+ * RFC 5280 6.1.4: its pathLenConstraint must allow them), or undefined: a keyUsage extension,
+ * when present, must assert keyCertSign.
+ */
+function issuerProblem(c: x509.X509Certificate, depth: number): string | undefined {
+  const ku = c.getExtension(x509.KeyUsagesExtension);
+  if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    return `"${c.subject}" has no keyCertSign key usage`;
+  }
+  const bc = c.getExtension(x509.BasicConstraintsExtension);
+  if (bc?.pathLength !== undefined && depth > bc.pathLength) {
+    return `"${c.subject}" allows ${bc.pathLength} CA certificate(s) below it, the chain has ${depth}`;
+  }
+  return undefined;
+}
+
+/** Run an extension check; an extension that does not decode is a problem, not a crash. */
+function extensionsSay(
+  check: () => string | undefined,
+  c: x509.X509Certificate,
+): string | undefined {
+  try {
+    return check();
+  } catch {
+    return `"${c.subject}" has an extension that does not decode`;
+  }
+}
+
+/** Why `leaf` is no EK certificate (a CA, or an EKU without tcg-kp-EKCertificate), or undefined. */
+function leafProblem(leaf: x509.X509Certificate): string | undefined {
+  if (isCa(leaf)) return "the EK certificate is a CA certificate (basicConstraints CA:TRUE)";
+  const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
+  if (eku && !eku.usages.map(String).includes(TCG_KP_EK_CERTIFICATE)) {
+    return `the EK certificate's extended key usage lacks tcg-kp-EKCertificate (${TCG_KP_EK_CERTIFICATE})`;
+  }
+  return undefined;
+}
+
 async function signedBy(
   child: x509.X509Certificate,
   parent: x509.X509Certificate,
@@ -239,8 +281,12 @@ async function signedBy(
 
 /**
  * Verify an EK certificate: it must chain (through the given intermediates) to one of the CA
- * certificates by signatures, every certificate must be valid at `now`, and every issuer must
- * be a CA. Failure is a ConfidantError `ek.certificate` whose message says what failed.
+ * certificates by signatures, every certificate must be valid at `now`, every intermediate
+ * must be a CA, every issuer (the trust anchor included) must allow keyCertSign when it has a
+ * keyUsage extension and must allow the CA certificates below it by its pathLenConstraint,
+ * and the leaf must not be a CA and, when it has an extended key usage, must include
+ * tcg-kp-EKCertificate. Failure is a ConfidantError `ek.certificate` whose message says what
+ * failed.
  */
 export async function verifyEkCertificate(
   cert: Uint8Array | string | x509.X509Certificate,
@@ -264,6 +310,8 @@ export async function verifyEkCertificate(
   if (anchors.length === 0) fail("no EK CA certificates are configured");
   const pool = (opts.intermediates ?? []).map((c) => parseCertificate(c));
   const chain: x509.X509Certificate[] = [leaf];
+  const bad = extensionsSay(() => leafProblem(leaf), leaf);
+  if (bad) fail(bad);
   if (!validAt(leaf, opts.now)) {
     fail(
       `the EK certificate is not valid at ${opts.now.toISOString()} ` +
@@ -275,6 +323,8 @@ export async function verifyEkCertificate(
     for (const a of anchors) {
       if (await signedBy(current, a)) {
         if (!validAt(a, opts.now)) fail(`the CA certificate ${a.subject} is not valid now`);
+        const why = extensionsSay(() => issuerProblem(a, chain.length - 1), a);
+        if (why) fail(why);
         chain.push(a);
         return {
           ekPublic: ekPublicFromCertificate(leaf),
@@ -299,6 +349,8 @@ export async function verifyEkCertificate(
     const n = next as x509.X509Certificate;
     if (!isCa(n)) fail(`intermediate "${n.subject}" is not a CA`);
     if (!validAt(n, opts.now)) fail(`intermediate "${n.subject}" is not valid now`);
+    const why = extensionsSay(() => issuerProblem(n, chain.length - 1), n);
+    if (why) fail(why);
     chain.push(n);
     current = n;
   }
