@@ -25,6 +25,11 @@ import {
 } from "../attestation/verify.ts";
 import type { TeeTrustOverrides } from "../attestation/tee_verify.ts";
 import { EkTrust, type KnownEk } from "./ek_trust.ts";
+
+/** The digest of an AK pin (`sha256:<hex>` of the TPM2B_PUBLIC) as bytes. */
+function akPinDigest(akPublic: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(akPublic).digest());
+}
 import type { KmsPolicy } from "./policy.ts";
 
 /** How step 1 trusted the node, carried (sealed) from step 1 to step 2 in the session. */
@@ -189,7 +194,9 @@ export function createTpmCredentialIssuer(trust: EkTrust = sharedEkTrust): Crede
       const cred = makeCredential(ek.ekPublic, akName, input.secret);
       return {
         ok: true,
-        identity: ek.identity,
+        // Under pinned trust the EK certificate is not chained, so its key is the caller's
+        // choice: the node's identity is the AK pin (the AK is what the policy trusts).
+        identity: anchors ? ek.identity : akPinDigest(input.akPublic),
         akName,
         endorsement: {
           trust: anchors ? "ek-ca" : "pinned",

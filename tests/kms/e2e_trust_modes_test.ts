@@ -140,11 +140,23 @@ Deno.test("KMS trust modes end to end: supplied intermediates, pinned AKs, empty
     const pinA = akPin(marshalTpm2bPublic(keysA.ak.public));
     await keysA.flush();
 
-    await t.step("pinned AK: the pinned node gets the same key, others are refused", async () => {
+    await t.step("pinned AK: the node's identity is its AK pin; others are refused", async () => {
       await k.setPolicy({ pcrs, ak: { pinned: [pinA] } });
-      const r = await run(tpmA);
-      assert.equal(toHex(r.diskKey), key);
-      assert.equal(r.release.enrolled, false);
+      // The EK certificate is not chained in pinned mode (any caller can send any key), so the
+      // identity is the pin, not the EK: the disk enrolled under EK-CA trust is not released.
+      await refusedWith(run(tpmA), "disk.identity_mismatch");
+      assert.notEqual(key, "");
+      const uuid = crypto.randomUUID();
+      const r = await requestRelease({
+        kmsUrl: k.url,
+        fingerprint: k.fingerprint,
+        tpm: tpmA,
+        request: { ...REQ, disk: { uuid } },
+        pcrs: [0, 7],
+      });
+      assert.equal(r.release.enrolled, true);
+      const record = await new FileStore(join(dir, "state")).getDisk(uuid);
+      assert.equal(record?.identity, pinA.slice("sha256:".length));
       await refusedWith(run(tpmB), "ak.not_pinned");
     });
 
