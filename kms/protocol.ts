@@ -24,12 +24,18 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_FINISH_BODY_BYTES = MAX_DOCUMENT_BYTES + 16 * 1024;
 
 const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-/** A base64 string of at most `maxBytes` decoded bytes. */
+/** Decoded length of a canonical base64 string (checked by B64_RE). */
+const decodedLength = (s: string) =>
+  (s.length / 4) * 3 - (s.endsWith("==") ? 2 : s.endsWith("=") ? 1 : 0);
+/**
+ * A base64 string of `minBytes` to `maxBytes` decoded bytes (exactly: `b64(32, 32)` takes only
+ * 32-byte values, not the 31 or 33 that share its encoded length).
+ */
 export const b64 = (maxBytes: number, minBytes = 1) =>
   z.string().max(Math.ceil(maxBytes / 3) * 4).regex(B64_RE, "must be base64").refine(
-    (s) => s.length >= Math.ceil(minBytes / 3) * 4 - 3,
+    (s) => decodedLength(s) >= minBytes,
     "too short",
-  );
+  ).refine((s) => decodedLength(s) <= maxBytes, "too long");
 
 /** Roles a node may ask for. */
 export const roleSchema = z.enum(["worker", "control-plane"]);
