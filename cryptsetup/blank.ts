@@ -5,6 +5,17 @@
  * partition table, volume manager or LUKS signature is found. The signature table is
  * confidant's own (no blkid dependency).
  *
+ * What "blank" means here, precisely: this is a sampling heuristic, not a proof. It reads
+ * the first and last MiB and {@link SAMPLE_COUNT} 4 KiB samples spread evenly between them
+ * (on a 100 GiB disk one sample every ~1.6 GiB), about 2.3 MiB in all whatever the disk's size,
+ * so a first boot does not read the whole disk. A disk whose first and last MiB are zero and
+ * that carries no known signature, but holds data between the samples (e.g. a filesystem or
+ * volume whose header was wiped, or data written at offsets the samples miss), is judged
+ * blank and would be formatted. The check protects against formatting a disk that carries a
+ * recognisable structure (partition table, filesystem, LUKS, LVM, RAID, ...) or data at its
+ * ends; it cannot tell an all-zero disk from one with headerless data in the middle. Denser
+ * sampling (e.g. one sample per 64 MiB up to a cap) narrows but does not close that gap.
+ *
  * @module
  */
 import type { BlockDevice } from "./block_device.ts";
@@ -115,9 +126,9 @@ export function sampleOffsets(start: number, end: number): number[] {
 }
 
 /**
- * Whether the region [start, end of disk) is provably blank: first MiB zero,
- * {@link SAMPLE_COUNT} samples zero, last MiB zero, no signature.
- * With `start` 0 this is the first-boot test of the whole disk.
+ * Whether the region [start, end of disk) looks blank by sampling (see the module doc for
+ * what that does and does not rule out): first MiB zero, {@link SAMPLE_COUNT} samples zero,
+ * last MiB zero, no signature. With `start` 0 this is the first-boot test of the whole disk.
  */
 export async function checkBlank(dev: BlockDevice, start = 0): Promise<BlankReport> {
   const size = await dev.size();
