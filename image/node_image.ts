@@ -34,6 +34,7 @@ import { buildUki, DEBIAN_STUB } from "./uki.ts";
 import { parsePe, sectionData } from "./pe.ts";
 import { measureUki } from "./measure.ts";
 import { policyPcrs } from "./policy_pcrs.ts";
+import { flagsForShell, NODE_RUNTIME_FLAGS } from "../tools/permissions.ts";
 
 /** Debian packages and kernel modules of the node image. */
 export const NODE_ROOT_SPEC: RootSpec = {
@@ -183,9 +184,11 @@ exit 0
 /** The agent's systemd unit in the repository (owned by the agent; shipped as is). */
 export const AGENT_UNIT_PATH = "agent/systemd/confidant-agent.service";
 
-/** Wrapper that runs the bundled program with the image's deno. */
+/** /usr/bin/confidant: the bundle with the node flags of tools/permissions.ts (see there why). */
 const CONFIDANT_WRAPPER = `#!/bin/sh
-exec /usr/bin/deno run --allow-all --no-prompt --cached-only /usr/lib/confidant/confidant.js "$@"
+exec /usr/bin/deno run --quiet --no-prompt --no-config --cached-only ${
+  flagsForShell(NODE_RUNTIME_FLAGS)
+} /usr/lib/confidant/confidant.js "$@"
 `;
 
 /** Options of {@link buildNodeImage}. */

@@ -80,7 +80,18 @@ export const PERMISSION_FLAGS: string[] = [
 /** Everything deno needs to run the program: unstable features, then permissions. */
 export const RUNTIME_FLAGS: string[] = [...UNSTABLE_FLAGS, ...PERMISSION_FLAGS];
 
-/** Flags for `deno run` of the bundle, as a shell-safe string (launchers, the node image). */
-export function runtimeFlagsForShell(): string {
-  return RUNTIME_FLAGS.map((f) => `'${f.replaceAll("'", "'\\''")}'`).join(" ");
+/**
+ * The node agent's flags (the node image's /usr/bin/confidant). Deno 2.9 answers
+ * any read under /proc or /sys with "requires all access" whatever --allow-read
+ * names, and the agent must read /proc/cmdline (its configuration),
+ * /proc/self/mountinfo (idempotent mounts), /sys/class/tpm and the configfs-tsm
+ * tree. So on the node the program runs with --allow-all; the systemd unit and
+ * the read-only, measured initrd are what confine it there. The KMS and the
+ * operator's CLI keep {@link RUNTIME_FLAGS}.
+ */
+export const NODE_RUNTIME_FLAGS: string[] = [...UNSTABLE_FLAGS, "--allow-all"];
+
+/** Flags as a shell-safe string (launchers, the node image). */
+export function flagsForShell(flags: readonly string[] = RUNTIME_FLAGS): string {
+  return flags.map((f) => `'${f.replaceAll("'", "'\\''")}'`).join(" ");
 }

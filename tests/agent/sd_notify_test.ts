@@ -25,15 +25,43 @@ Deno.test("createNotifier() without NOTIFY_SOCKET sends nothing", async () => {
   assert.equal(runner.calls.length, 0);
 });
 
-Deno.test("createNotifier() falls back to systemd-notify without --unstable-net", async () => {
-  const runner = new FakeRunner(() => Promise.resolve({ code: 0, lines: [] }));
-  const n = createNotifier({ socket: "/run/systemd/notify", runner });
-  assert.equal(typeof (Deno as unknown as Record<string, unknown>).listenDatagram, "undefined");
-  assert.equal(n.mode, "systemd-notify");
-  await n.notify({ READY: "1", STATUS: "node ready" });
-  assert.deepEqual(runner.calls, [["systemd-notify", "READY=1", "STATUS=node ready"]]);
+Deno.test("createNotifier() uses systemd-notify when the runtime has no datagram sockets", async () => {
+  // deno.json enables --unstable-net for this test process, so the detection is checked
+  // in a child deno started without the config (no unstable features).
+  const dir = await Deno.makeTempDir({ prefix: "agent-notify-" });
+  try {
+    const script = join(dir, "child.ts");
+    const mod = new URL("../../agent/sd_notify.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { createNotifier } from ${JSON.stringify(mod)};
+const calls: string[][] = [];
+const n = createNotifier({ socket: "/run/systemd/notify", runner: {
+  run: (argv: string[]) => { calls.push(argv); return Promise.resolve({ code: 0, lines: [] }); },
+} as never });
+await n.notify({ READY: "1", STATUS: "node ready" });
+console.log(JSON.stringify({ mode: n.mode, calls, native: typeof (Deno as unknown as Record<string, unknown>).listenDatagram }));
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", "--no-lock", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
+    assert.equal(r.native, "undefined");
+    assert.equal(r.mode, "systemd-notify");
+    assert.deepEqual(r.calls, [["systemd-notify", "READY=1", "STATUS=node ready"]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createNotifier() reports a failing systemd-notify", async () => {
   const failing = createNotifier({
     socket: "/run/systemd/notify",
+    mode: "systemd-notify",
     runner: new FakeRunner(() => Promise.resolve({ code: 1, lines: ["No such file"] })),
   });
   await assert.rejects(() => failing.notify({ READY: "1" }), /systemd-notify exited with 1/);
