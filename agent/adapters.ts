@@ -21,7 +21,10 @@ import { issueDocument } from "../attestation/issue.ts";
 import { AGENT_ENDPOINT_USER_DATA } from "../attestation/qualifying_data.ts";
 import { loadAttestationKeys } from "../attestation/tpm/keys.ts";
 import { parseCertificate } from "../attestation/ek_certificate.ts";
-import { sha256, toHex } from "../lib/bytes.ts";
+import { fromBase64, sha256, toHex, wipe } from "../lib/bytes.ts";
+import { DEFAULT_PCRS } from "../attestation/issue.ts";
+import { CLUSTER_ID_PCR } from "../cluster/cluster_id.ts";
+import { extendClusterIdPcr } from "./cluster_pcr.ts";
 import type { TeeChoice, TeeIssueOptions } from "../attestation/tee_issue.ts";
 import {
   KmsRefusedError as KmsClientRefused,
@@ -91,6 +94,9 @@ export function tpmAttestor(tpm: TpmAccess, tee: TeeSettings = {}): Attestor {
   };
 }
 
+/** PCRs a release request quotes: the default set and the cluster-ID PCR 15. */
+export const RELEASE_PCRS: readonly number[] = [...DEFAULT_PCRS, CLUSTER_ID_PCR];
+
 const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 const TRANSIENT_CODES = new Set(["kms.connect", "kms.timeout", "kms.response"]);
 
@@ -149,8 +155,10 @@ export function kmsClientAdapter(opts: KmsAdapterOptions): KmsClient {
     identity: () => opts.tpm.with((tpm) => readAttestationIdentity(tpm, opts.extra?.ekKind)),
     async requestRelease(req: ReleaseRequest): Promise<Release> {
       try {
-        const r = await opts.tpm.with((tpm) =>
-          requestRelease({
+        const r = await opts.tpm.with(async (tpm) => {
+          const r = await requestRelease({
+            // PCR 15 quoted too: a KMS policy with clusterIdPcr.required checks it.
+            pcrs: [...RELEASE_PCRS],
             ...opts.extra,
             tee: opts.tee ?? "auto",
             ...(opts.teeOptions ? { teeOptions: opts.teeOptions } : {}),
@@ -158,12 +166,25 @@ export function kmsClientAdapter(opts: KmsAdapterOptions): KmsClient {
             fingerprint: opts.fingerprint,
             tpm,
             request: { role: req.role, disk: { uuid: req.diskUuid }, nodeName: req.nodeName },
-          })
-        );
+          });
+          // Right after opening the release, before anything else uses it.
+          if (r.release.clusterIdentity) {
+            try {
+              await extendClusterIdPcr(tpm, r.release.clusterIdentity);
+            } catch (e) {
+              wipe(r.diskKey);
+              throw e;
+            }
+          }
+          return r;
+        });
         const j = r.release.join;
+        const g = r.release.replica;
         return {
           diskKey: r.diskKey,
           kmsIdentity: `${r.release.kms.clusterId}/${r.release.kms.tlsFingerprint.slice(0, 16)}`,
+          ...(r.release.clusterIdentity ? { clusterIdentity: r.release.clusterIdentity } : {}),
+          ...(g ? { replica: { kek: fromBase64(g.kek, "kek"), policy: g.policy } } : {}),
           ...(j.available
             ? {
               joinTicket: {

@@ -33,7 +33,7 @@ import { akPin } from "../attestation/verify.ts";
 import type { Logger } from "../lib/log.ts";
 import { DEFAULT_PCRS, issueDocument } from "../attestation/issue.ts";
 import { parseCertificate } from "../attestation/ek_certificate.ts";
-import { loadAttestationKeys, marshalTpm2bPublic, TPM_ALG } from "../attestation/tpm/mod.ts";
+import { loadAttestationKeys, marshalTpm2bPublic } from "../attestation/tpm/mod.ts";
 import { KeyDeriver, type MasterSecret } from "../kms/keys.ts";
 import { initKms } from "../kms/server.ts";
 import { KubeStore } from "../kms/k8s_store.ts";
@@ -57,13 +57,8 @@ import {
   type InitResult,
   type Purpose,
 } from "../cluster/protocol.ts";
-import {
-  CLUSTER_ID_PCR,
-  clusterIdFromDeriver,
-  clusterIdMeasurement,
-  expectedClusterPcr,
-  UNSET_PCR,
-} from "../cluster/cluster_id.ts";
+import { CLUSTER_ID_PCR, clusterIdFromDeriver } from "../cluster/cluster_id.ts";
+import { extendClusterIdPcr } from "./cluster_pcr.ts";
 import {
   type EphemeralKeyPair,
   generateEphemeralKeyPair,
@@ -620,20 +615,6 @@ export class NodeBootstrap {
   }
 
   async #extendClusterPcr(clusterId: string): Promise<void> {
-    const digest = await clusterIdMeasurement(clusterId);
-    await this.deps.tpm.with(async (tpm) => {
-      const now = toHex(
-        (await tpm.pcrRead([{ hash: TPM_ALG.SHA256, pcrs: [CLUSTER_ID_PCR] }]))
-          .get(TPM_ALG.SHA256)!.get(CLUSTER_ID_PCR)!,
-      );
-      if (now === await expectedClusterPcr(clusterId)) return;
-      if (now !== UNSET_PCR) {
-        throw new ConfidantError(
-          "agent.cluster_pcr",
-          `PCR ${CLUSTER_ID_PCR} already holds another value (${now}); reboot the node`,
-        );
-      }
-      await tpm.pcrExtend(CLUSTER_ID_PCR, [{ hashAlg: TPM_ALG.SHA256, digest }]);
-    });
+    await this.deps.tpm.with((tpm) => extendClusterIdPcr(tpm, clusterId));
   }
 }

@@ -65,6 +65,15 @@ export interface BootDeps {
   policies?: Partial<Record<StepName, Partial<RetryPolicy>>>;
   /** Aborts the boot (service stop). */
   signal?: AbortSignal;
+  /**
+   * A KMS replica on a control-plane node (agent/kms_replica.ts): `store` keeps a release's
+   * replica grant on the mounted state disk, `start` serves the replica after the join (from
+   * the kept grant; "none" without one). Absent: a grant is dropped and no replica runs.
+   */
+  kmsReplica?: {
+    store(mountPoint: string, grant: { kek: Uint8Array; policy: unknown }): Promise<void>;
+    start(): Promise<{ port: number; fingerprint: string } | "none">;
+  };
 }
 
 /** Default retry policy of each step. */
@@ -373,6 +382,24 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
     }, isTimeout)
   ) return false;
 
+  // The replica grant goes to the encrypted state disk, now mounted; never kept in memory.
+  const grant = released.replica;
+  if (grant) {
+    try {
+      if (config.role === "control-plane" && deps.kmsReplica) {
+        await deps.kmsReplica.store(config.disk.mountPoint, grant);
+        log.info("KMS replica grant kept on the state disk", { step: "mount" });
+      }
+    } catch (e) {
+      const err = describeError(e);
+      state.failed("mount", { code: err.code, message: err.message });
+      log.error("step failed", { step: "mount", code: err.code, error: err.message });
+      return false;
+    } finally {
+      wipe(grant.kek);
+    }
+  }
+
   // 5. wireguard on the host
   if (
     !await runStep("wireguard", async (signal) => {
@@ -448,6 +475,19 @@ export async function runBoot(deps: BootDeps): Promise<boolean> {
       (signal) => runKubeadmReset(deps.runner, log, signal),
     )
   ) return false;
+
+  // A control-plane node with a replica grant serves the KMS on the shared state.
+  if (config.role === "control-plane" && deps.kmsReplica) {
+    try {
+      const r = await deps.kmsReplica.start();
+      if (r !== "none") {
+        log.info("KMS replica serving", { port: r.port, fingerprint: r.fingerprint });
+      }
+    } catch (e) {
+      const err = describeError(e);
+      log.error("KMS replica did not start", { code: err.code, error: err.message });
+    }
+  }
 
   // 7. cilium-config (first control-plane node only)
   if (

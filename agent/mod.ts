@@ -25,4 +25,6 @@ export * from "./bootstrap.ts";
 export * from "./init_config.ts";
 export * from "./init_http.ts";
 export * from "./kms_host.ts";
+export * from "./kms_replica.ts";
+export * from "./cluster_pcr.ts";
 export { commands } from "./commands.ts";

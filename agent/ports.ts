@@ -30,6 +30,13 @@ export interface Release {
   joinTicket?: JoinTicket;
   /** Public identity of the KMS that answered (for the log). */
   kmsIdentity?: string;
+  /** The cluster ID (64 hex) the release named; PCR 15 already carries it. */
+  clusterIdentity?: string;
+  /**
+   * Control-plane releases under the KMS policy's `replicas.releaseKek`: the KEK (secret)
+   * and the policy for this node's KMS replica (agent/kms_replica.ts).
+   */
+  replica?: { kek: Uint8Array; policy: unknown };
 }
 
 /** A release request (attestation is done by the client). */

@@ -22,9 +22,10 @@ import { checkNodeEncryption } from "./cilium.ts";
 import { kmsClientAdapter, StateDiskAdapter, TpmAccess, tpmAttestor } from "./adapters.ts";
 import type { DiskService } from "./ports.ts";
 import { openStateDisk } from "../cryptsetup/state_disk.ts";
-import { kubeSecretsApi, loadKubeConfig } from "../kms/kube.ts";
+import { clusterCaPem, kubeSecretsApi, loadKubeConfig } from "../kms/kube.ts";
 import { NodeBootstrap } from "./bootstrap.ts";
 import { inProcessKmsStarter } from "./kms_host.ts";
+import { kmsReplicaStarter, storeReplicaGrant } from "./kms_replica.ts";
 
 /** Options of {@link runAgentService}. */
 export interface AgentServiceOptions {
@@ -146,6 +147,18 @@ export async function runAgentService(opts: AgentServiceOptions): Promise<boolea
     logger: log,
     state,
     signal: opts.signal,
+    kmsReplica: early
+      ? {
+        store: storeReplicaGrant,
+        start: kmsReplicaStarter({
+          config: early.config,
+          log,
+          signal: opts.signal,
+          secrets: (p) => Promise.resolve(kubeSecretsApi(loadKubeConfig({ kubeconfig: p }))),
+          clusterCaPem: (p) => clusterCaPem(loadKubeConfig({ kubeconfig: p })),
+        }),
+      }
+      : undefined,
   };
   const ok = await runBoot(deps);
   if (!ok) {

@@ -108,6 +108,8 @@ export interface EvidenceResult {
   detail?: string;
   /** How the AK was trusted, when it was (`verifyDocument`'s `akTrust`). */
   akTrust?: AkTrustMode;
+  /** SHA-256 PCR values of the document (index → hex); quoted values when `checks` is empty. */
+  pcrs?: Record<string, string>;
 }
 
 /** The EK caches shared by the default issuer and verifier of this process. */
@@ -314,6 +316,7 @@ export function createTpmEvidenceVerifier(
         checks,
         detail: details.join("; ").slice(0, 1000) || undefined,
         akTrust: r.akTrust,
+        pcrs: r.pcrs,
       };
     },
   };

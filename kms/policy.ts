@@ -13,6 +13,8 @@
  *   caCertHashes: ["sha256:<hex>"]  # default: hash of the kubeconfig's cluster CA
  *   certificateKeySecret: { namespace: kube-system, name: confidant-certificate-key, key: key }
  *   ttlMinutes: 15
+ * replicas: { releaseKek: false } # true: control-plane releases carry the KEK and the policy
+ * clusterIdPcr: { required: false } # true: PCR 15 must be quoted, unset or this cluster's
  * ```
  *
  * `{"pcrs":{}}` is valid and admits nobody (no AK is trusted). {@link PolicyHolder} reloads the
@@ -42,10 +44,30 @@ export const joinPolicySchema = z.strictObject({
   ttlMinutes: z.number().int().min(1).max(60).default(15),
 });
 
+/**
+ * The `replicas` section: whether a control-plane release carries what a KMS replica needs
+ * (the KEK that opens the sealed master secret, and this policy). Only when `roles` also
+ * admits `control-plane`.
+ */
+export const replicasPolicySchema = z.strictObject({
+  releaseKek: z.boolean().default(false),
+});
+
+/**
+ * The `clusterIdPcr` section: with `required`, a node's quote must include PCR 15
+ * (cluster/cluster_id.ts CLUSTER_ID_PCR) and PCR 15 must be unset (a node that has taken no
+ * cluster) or hold this cluster's value (a re-release after an agent restart).
+ */
+export const clusterIdPcrPolicySchema = z.strictObject({
+  required: z.boolean().default(false),
+});
+
 /** The KMS policy schema. */
 export const kmsPolicySchema = policyBaseSchema.extend({
   roles: z.array(roleSchema).default(["worker"]),
   join: joinPolicySchema.optional(),
+  replicas: replicasPolicySchema.optional(),
+  clusterIdPcr: clusterIdPcrPolicySchema.optional(),
 });
 /** A validated KMS policy. */
 export type KmsPolicy = z.infer<typeof kmsPolicySchema>;

@@ -113,7 +113,8 @@ export const sealedReleaseSchema = z.object({
   /** HPKE encapsulated key, base64. */
   enc: b64(32, 32),
   /** Ciphertext of the release JSON, base64. */
-  ciphertext: b64(48 * 1024, 17),
+  /** (A replica release carries a policy of up to 64 KiB besides the rest.) */
+  ciphertext: b64(128 * 1024, 17),
 }).strict();
 /** Step 2 response. */
 export const finishResponseSchema = z.object({ release: sealedReleaseSchema }).strict();

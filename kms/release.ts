@@ -62,6 +62,23 @@ export const kmsIdentitySchema = z.object({
 /** The identity of the KMS. */
 export type KmsIdentity = z.infer<typeof kmsIdentitySchema>;
 
+/** Largest KMS policy (JSON bytes) a replica release carries. */
+export const MAX_REPLICA_POLICY_BYTES = 64 * 1024;
+
+/**
+ * What a control-plane node needs to run a KMS replica over the shared state: the KEK that
+ * opens the sealed master secret (secret: only ever inside the sealed release) and the policy
+ * in force at the releasing KMS.
+ */
+export const replicaGrantSchema = z.object({
+  /** The 32-byte KEK, base64. */
+  kek: b64(32, 32),
+  /** The KMS policy (JSON object, validated by the replica with `kmsPolicySchema`). */
+  policy: z.record(z.string(), z.unknown()),
+}).strict();
+/** What a replica needs. */
+export type ReplicaGrant = z.infer<typeof replicaGrantSchema>;
+
 /** The plaintext of a release. */
 export const releasePayloadSchema = z.object({
   version: z.literal(1),
@@ -75,7 +92,18 @@ export const releasePayloadSchema = z.object({
   /** True when this release enrolled the disk (first release of the UUID). */
   enrolled: z.boolean(),
   join: joinTicketSchema,
+  /**
+   * The cluster's name as the master secret carries it (`kms.clusterId` is this name too);
+   * see `clusterIdentity` for the derived cluster ID.
+   */
   kms: kmsIdentitySchema,
+  /**
+   * The cluster ID (cluster/cluster_id.ts `deriveClusterId`, 64 hex): what the node extends
+   * into PCR 15. Absent from releases of KMSes before it existed.
+   */
+  clusterIdentity: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** Control-plane releases under `replicas.releaseKek` only. */
+  replica: replicaGrantSchema.optional(),
   /** RFC 3339. */
   issuedAt: z.string(),
 }).strict();

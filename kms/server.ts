@@ -20,6 +20,7 @@ import {
 import { type JoinIssuer, noJoinIssuer } from "./join_ticket.ts";
 import { generateMasterSecret, KeyDeriver, type MasterSecret } from "./keys.ts";
 import { openMaster, sealMaster } from "./master_at_rest.ts";
+import { clusterIdFromDeriver } from "../cluster/cluster_id.ts";
 import { KmsMetrics } from "./metrics.ts";
 import type { PolicyHolder } from "./policy.ts";
 import type { ReplayCache } from "./replay_cache.ts";
@@ -80,7 +81,10 @@ export interface BuiltKms {
   app: Hono<{ Bindings: KmsEnv }>;
   service: KmsService;
   metrics: KmsMetrics;
+  /** The cluster's name (the master secret's `clusterId`). */
   clusterId: string;
+  /** The derived cluster ID (cluster/cluster_id.ts), what PCR 15 of its nodes carries. */
+  clusterIdentity: string;
 }
 
 /** Open the state and build the app. */
@@ -94,8 +98,10 @@ export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
   }
   const m = await openMaster(sealed, o.kek);
   let deriver: KeyDeriver;
+  let clusterIdentity: string;
   try {
     deriver = await KeyDeriver.create(m);
+    clusterIdentity = await clusterIdFromDeriver(deriver);
   } finally {
     wipe(m.secret);
     wipe(m.salt);
@@ -113,6 +119,9 @@ export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
         : tpmEvidenceVerifier),
     join: o.join ?? noJoinIssuer,
     identity: { clusterId: m.clusterId, tlsFingerprint: o.tlsFingerprint },
+    clusterIdentity,
+    // Held like the master secret it opens; released only under `replicas.releaseKek`.
+    replicaKek: o.kek.slice(),
     audit: o.audit,
     metrics,
     replay: o.replay,
@@ -127,7 +136,7 @@ export async function buildKms(o: BuildKmsOptions): Promise<BuiltKms> {
     maxInFlight: o.maxInFlight,
     targetWaitMs: o.targetWaitMs,
   });
-  return { app, service, metrics, clusterId: m.clusterId };
+  return { app, service, metrics, clusterId: m.clusterId, clusterIdentity };
 }
 
 /**

@@ -7,7 +7,17 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { constantTimeEqual, fromBase64, toBase64, toHex, wipe } from "../lib/bytes.ts";
+import {
+  concat,
+  constantTimeEqual,
+  fromBase64,
+  fromHex,
+  toBase64,
+  toHex,
+  utf8,
+  wipe,
+} from "../lib/bytes.ts";
+import { CLUSTER_ID_LABEL } from "../cluster/cluster_id.ts";
 import { describeError } from "../lib/errors.ts";
 import type { AuditLog } from "./audit.ts";
 import type { CredentialIssuer, EvidenceVerifier } from "./evidence.ts";
@@ -19,8 +29,10 @@ import type { BeginRequest, BeginResponse, FinishRequest, FinishResponse } from 
 import {
   type JoinTicket,
   type KmsIdentity,
+  MAX_REPLICA_POLICY_BYTES,
   releaseBinding,
   type ReleasePayload,
+  type ReplicaGrant,
   sealRelease,
 } from "./release.ts";
 import { ReplayCache } from "./replay_cache.ts";
@@ -45,6 +57,13 @@ export interface KmsServiceDeps {
   join: JoinIssuer;
   /** What the release tells the node about this KMS. */
   identity: KmsIdentity;
+  /** The cluster ID (cluster/cluster_id.ts, 64 hex): released, and checked in PCR 15. */
+  clusterIdentity?: string;
+  /**
+   * The KEK this KMS opened the master secret with: released (sealed) to control-plane nodes
+   * under the policy's `replicas.releaseKek`; absent: never released.
+   */
+  replicaKek?: Uint8Array;
   audit: AuditLog;
   metrics: KmsMetrics;
   replay?: ReplayCache;
@@ -59,6 +78,25 @@ export type Outcome<T> =
   | { ok: true; body: T }
   | { ok: false; status: 403 | 429; error: string; checks: string[] };
 
+/** PCR 15 of the SHA-256 bank: cluster/cluster_id.ts CLUSTER_ID_PCR. */
+const CLUSTER_ID_PCR = "15";
+const UNSET_PCR = "0".repeat(64);
+
+/**
+ * The policy's `clusterIdPcr` check over the verified PCR values: PCR 15 quoted, and unset
+ * or `expected` (this cluster's value). Returns the failed check, if any.
+ */
+export function clusterPcrCheck(
+  pcrs: Record<string, string> | undefined,
+  expected: string | undefined,
+): string | undefined {
+  const v = pcrs?.[CLUSTER_ID_PCR]?.toLowerCase();
+  if (v === undefined) return "cluster_pcr.not_quoted";
+  if (v === UNSET_PCR) return undefined;
+  if (expected !== undefined && v === expected) return undefined;
+  return "cluster_pcr.other_cluster";
+}
+
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
 /** The KMS protocol's two steps. */
@@ -66,8 +104,14 @@ export class KmsService {
   private readonly replay: ReplayCache;
   private readonly now: () => number;
   private readonly lifetime: number;
+  /** PCR 15 of a node that took this cluster (hex), when the cluster ID is known. */
+  private expectedPcr?: string;
 
   constructor(private readonly d: KmsServiceDeps) {
+    if (d.clusterIdentity) {
+      const m = sha256(concat(utf8(CLUSTER_ID_LABEL), fromHex(d.clusterIdentity, "cluster ID")));
+      this.expectedPcr = toHex(sha256(concat(new Uint8Array(32), m)));
+    }
     this.replay = d.replay ?? new ReplayCache();
     this.now = d.now ?? Date.now;
     this.lifetime = Math.min(
@@ -198,6 +242,17 @@ export class KmsService {
       for (const c of v.checks) if (!checks.includes(c)) checks.push(c);
       if (v.detail) details.push(v.detail);
       akTrust = v.akTrust;
+      if (policy.clusterIdPcr?.required) {
+        const c = clusterPcrCheck(v.pcrs, this.expectedPcr);
+        if (c) {
+          checks.push(c);
+          details.push(
+            c === "cluster_pcr.not_quoted"
+              ? "cluster_pcr.not_quoted: the quote does not include PCR 15"
+              : "cluster_pcr.other_cluster: PCR 15 holds another cluster's (or an unknown) value",
+          );
+        }
+      }
     } catch (e) {
       checks.push("evidence.malformed");
       details.push(describeError(e).message);
@@ -241,6 +296,7 @@ export class KmsService {
         reason: `join ticket failed: ${describeError(e).message}`.slice(0, 500),
       };
     }
+    const replica = this.replicaGrant(request.role, policy);
     const diskKey = this.d.deriver.diskKeySync(request.disk.uuid);
     const payload: ReleasePayload = {
       version: 1,
@@ -252,12 +308,15 @@ export class KmsService {
       enrolled,
       join,
       kms: this.d.identity,
+      ...(this.d.clusterIdentity ? { clusterIdentity: this.d.clusterIdentity } : {}),
+      ...(replica ? { replica } : {}),
       issuedAt: new Date(now).toISOString(),
     };
     wipe(diskKey);
     const aad = await releaseBinding(req.session, request, ephemeral);
     const release = await sealRelease(payload, ephemeral, aad);
     payload.diskKey = "";
+    if (payload.replica) payload.replica.kek = "";
     this.d.metrics.release(enrolled);
     this.d.audit.record({
       time: new Date(now).toISOString(),
@@ -267,8 +326,24 @@ export class KmsService {
       identity,
       request,
       detail: `${enrolled ? "enrolled; " : ""}${claims.variant}; ak ${akTrust ?? "trusted"}; ` +
-        `join ${join.available ? "issued" : "unavailable"}`,
+        `join ${join.available ? "issued" : "unavailable"}${replica ? "; replica KEK" : ""}`,
     });
     return { ok: true, body: { release } };
+  }
+
+  /**
+   * What a control-plane release carries for a KMS replica: only for role `control-plane`,
+   * only when the policy admits that role and says `replicas.releaseKek`, and only when this
+   * KMS holds the KEK and its policy fits the release.
+   */
+  private replicaGrant(role: string, policy: KmsPolicy): ReplicaGrant | undefined {
+    if (role !== "control-plane" || !policy.roles.includes("control-plane")) return undefined;
+    if (!policy.replicas?.releaseKek || !this.d.replicaKek) return undefined;
+    const policyJson = JSON.stringify(policy);
+    if (policyJson.length > MAX_REPLICA_POLICY_BYTES) return undefined;
+    return {
+      kek: toBase64(this.d.replicaKek),
+      policy: JSON.parse(policyJson) as Record<string, unknown>,
+    };
   }
 }

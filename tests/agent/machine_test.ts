@@ -423,3 +423,39 @@ Deno.test("runBoot() logs the TPM's attestation identity once and keeps it in th
   const rel = state.snapshot().steps.find((x) => x.name === "release")!;
   assert.equal(rel.detail.akName, "000b" + "aa".repeat(32));
 });
+
+Deno.test("runBoot() keeps a replica grant after the mount, starts the replica after the join and wipes the KEK", async () => {
+  for (const role of ["control-plane", "worker"] as const) {
+    const kek = new Uint8Array(32).fill(5);
+    const w = new World(
+      new FakeKms([
+        () => Promise.resolve({ ...release(true, role), replica: { kek, policy: { pcrs: {} } } }),
+      ]),
+      role,
+    );
+    const order: string[] = [];
+    const stored: string[] = [];
+    const state = new StateStore(() => w.clock.now());
+    const ok = await runBoot(w.deps(state, {
+      kmsReplica: {
+        store: (mp, g) => {
+          order.push(`store mounted=${w.mounter.mounted.has(mp)}`);
+          stored.push(Array.from(g.kek).join(","));
+          return Promise.resolve();
+        },
+        start: () => {
+          order.push(`start joined=${w.files.files.has("/etc/kubernetes/kubelet.conf")}`);
+          return Promise.resolve({ port: 9444, fingerprint: "ab".repeat(32) });
+        },
+      },
+    }));
+    assert.equal(ok, true);
+    if (role === "control-plane") {
+      assert.deepEqual(order, ["store mounted=true", "start joined=true"]);
+      assert.deepEqual(stored, [new Array(32).fill(5).join(",")]);
+    } else {
+      assert.deepEqual(order, [], "a worker keeps no grant and runs no replica");
+    }
+    assert.ok(kek.every((b) => b === 0), "the KEK is wiped from memory");
+  }
+});

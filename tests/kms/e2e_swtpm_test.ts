@@ -193,6 +193,51 @@ Deno.test("KMS end to end with swtpm: releases, refusals and tamper detection", 
       },
     );
     await t.step(
+      "a control-plane release carries the cluster ID but no KEK unless replicas.releaseKek",
+      async () => {
+        const cas = [swA.ekCaPem!, swB.ekCaPem!];
+        const cp = {
+          ...REQ,
+          role: "control-plane" as const,
+          disk: { uuid: "7c2a0d3f-9e5b-4c4d-8f30-2b3c4d5e6f70" },
+        };
+        const ask = (request: ReleaseRequest) =>
+          requestRelease({ kmsUrl: url, fingerprint: fp, tpm: tpmB, request, pcrs: [0] });
+        for (const extra of [{}, { replicas: { releaseKek: false } }]) {
+          await Deno.writeTextFile(
+            policyPath,
+            JSON.stringify({
+              pcrs: { "0": { expected: [good] } },
+              ak: { ekCaCertificates: cas },
+              roles: ["worker", "control-plane"],
+              ...extra,
+            }),
+          );
+          assert.equal(await policy.check(), "reloaded");
+          const r = await ask(cp);
+          assert.equal(r.release.replica, undefined);
+          assert.equal(r.release.clusterIdentity, kms.clusterIdentity);
+          assert.match(r.release.clusterIdentity!, /^[0-9a-f]{64}$/);
+        }
+        await Deno.writeTextFile(
+          policyPath,
+          JSON.stringify({
+            pcrs: { "0": { expected: [good] } },
+            ak: { ekCaCertificates: cas },
+            roles: ["worker", "control-plane"],
+            replicas: { releaseKek: true },
+          }),
+        );
+        assert.equal(await policy.check(), "reloaded");
+        assert.equal((await ask(cp)).release.replica?.kek, toBase64(kek));
+        const w = await ask({ ...cp, role: "worker", disk: { uuid: DISK } });
+        assert.equal(w.release.replica, undefined, "a worker release never carries the KEK");
+        for (const e of audit.entries) {
+          assert.ok(!JSON.stringify(e).includes(toBase64(kek)), "no KEK in the audit");
+        }
+      },
+    );
+    await t.step(
       "wrong PCRs are refused with the PCR named (policy reloaded from file)",
       async () => {
         await writePolicy("11".repeat(32));
