@@ -45,7 +45,11 @@ export async function storeReplicaGrant(
   try {
     policy = parsePolicy(grant.policy, kmsPolicySchema);
   } catch (e) {
-    throw new ConfidantError("agent.kms_policy", `the released KMS policy: ${e}`, { cause: e });
+    throw new ConfidantError(
+      "agent.kms_policy",
+      `the released KMS policy: ${describeError(e).message}`,
+      { cause: e },
+    );
   }
   const dir = kmsStateDir(mountPoint);
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });

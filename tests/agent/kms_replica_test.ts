@@ -14,7 +14,10 @@ import { startSwtpm } from "../_support/swtpm.ts";
 import { startKubeStandin } from "../kms/_kube_standin.ts";
 import { Tpm } from "../../attestation/tpm/client.ts";
 import { TPM_ALG } from "../../attestation/tpm/constants.ts";
-import { toHex } from "../../lib/bytes.ts";
+import { fromBase64, toHex } from "../../lib/bytes.ts";
+import { issueDocument } from "../../attestation/issue.ts";
+import { akPin, verifyDocument } from "../../attestation/verify.ts";
+import { parsePolicy } from "../../attestation/policy.ts";
 import { Logger, setLogSink } from "../../lib/log.ts";
 import { ConfidantError } from "../../lib/errors.ts";
 import { generateMasterSecret } from "../../kms/keys.ts";
@@ -101,6 +104,21 @@ Deno.test("a control-plane node gets the KEK in its release, extends PCR 15 and 
     assert.ok(r2.replica, "a control-plane release under replicas.releaseKek carries the KEK");
     assert.equal(toHex(r2.replica.kek), toHex(kek));
     assert.equal(await pcr15(sw2.spec), await expectedClusterPcr(clusterId));
+    // A direct quote of node 2 shows it to a verifier that expects this cluster in PCR 15.
+    const nonce = crypto.getRandomValues(new Uint8Array(32));
+    const userData = new TextEncoder().encode("cluster check");
+    const tpm2 = Tpm.open(sw2.spec);
+    const doc = await issueDocument(tpm2, { nonce, userData, pcrs: [CLUSTER_ID_PCR], ekAlg: "rsa" })
+      .finally(() => tpm2.close());
+    const pin = akPin(fromBase64((doc as { tpm: { akPublic: string } }).tpm.akPublic));
+    const verify15 = (value: string) =>
+      verifyDocument(
+        doc,
+        parsePolicy({ pcrs: { "15": { expected: [value] } }, ak: { pinned: [pin] } }),
+        { nonce, userData },
+      );
+    assert.deepEqual((await verify15(await expectedClusterPcr(clusterId))).failures, []);
+    assert.deepEqual((await verify15(UNSET_PCR)).failures.map((f) => f.check), ["pcr.15"]);
 
     // Its grant on the state disk, then its replica on the shared state.
     const mp = join(dir, "node2");
