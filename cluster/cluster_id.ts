@@ -17,6 +17,14 @@
  * Constellation uses the same index for the same purpose. A node that has not taken a cluster
  * shows it unset (zeros); an initialised node shows {@link expectedClusterPcr}.
  *
+ * Who extends it: the first node after `init`/`recover` (agent/bootstrap.ts), and every node
+ * that joins through the KMS right after opening its release, which names this ID as
+ * `clusterIdentity` (kms/release.ts; `kms.clusterId` there is the cluster's *name*). Both go
+ * through agent/cluster_pcr.ts: extend once, skip if PCR 15 already holds this cluster's value,
+ * stop with `agent.cluster_pcr` on any other non-zero value. A KMS policy with
+ * `clusterIdPcr.required` admits only nodes whose quote includes PCR 15 and shows it unset or
+ * this cluster's value.
+ *
  * @module
  */
 import { ConfidantError } from "../lib/errors.ts";
