@@ -8,7 +8,7 @@
  *    that only records (no device-mapper on this host). Per-step durations come from the
  *    agent's own JSON log lines (`step finished` … `durationMs`); "start" is the time from
  *    spawning the process to its first log line (runtime start and module load).
- * 2. **Resident memory** of the real entry: `deno run --allow-all dist/confidant.js agent run`
+ * 2. **Resident memory** of the real entry: `deno run <node flags> dist/confidant.js agent run`
  *    as the node image's /usr/bin/confidant runs it, with a blank file as its state disk. It
  *    attests and gets its release like a node, then its disk step fails at device-mapper
  *    activation (this host has none): that failed state is its final state here, and VmRSS is
@@ -25,6 +25,7 @@ import { startSwtpm, type Swtpm } from "../tests/_support/swtpm.ts";
 import { Tpm } from "../attestation/tpm/client.ts";
 import { TPM_ALG } from "../attestation/tpm/constants.ts";
 import { toHex } from "../lib/bytes.ts";
+import { NODE_RUNTIME_FLAGS } from "../tools/permissions.ts";
 import { baselineRow, type BenchContext, type BenchResult, measured } from "./_frame.ts";
 
 /** Module name. */
@@ -35,11 +36,11 @@ export const order = 95;
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const BUNDLE = join(REPO, "dist", "confidant.js");
 /**
- * How the node image runs the bundle (image/node_image.ts CONFIDANT_WRAPPER). Not the
- * narrowed list of tools/permissions.ts: with it, `agent run` fails its release step on a
- * machine without configfs-tsm (Deno asks for all access to /sys/kernel/config/tsm/report).
+ * How the node image runs the bundle (image/node_image.ts CONFIDANT_WRAPPER: the node flags of
+ * tools/permissions.ts). Not the narrowed RUNTIME_FLAGS: with them `agent run` fails its
+ * release step (Deno 2.9 asks for all access to /sys/kernel/config/tsm/report).
  */
-const NODE_FLAGS = ["--allow-all", "--no-prompt", "--quiet"];
+const NODE_FLAGS = ["--quiet", "--no-prompt", "--no-config", ...NODE_RUNTIME_FLAGS];
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

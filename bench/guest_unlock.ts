@@ -81,7 +81,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.log("guest_unlock: skipped under --quick (it boots a QEMU guest)");
     return [];
   }
-  return await measureInGuest(ctx, [256, 512]);
+  return await measureInGuest(ctx, [128, 384]);
 }
 
 /** Boot the guest once: first boot on disks of `sizesMiB` (at least two), both keyslots. */
@@ -107,7 +107,7 @@ export async function measureInGuest(
         plan.push({ op: "firstboot", disk: serial, integrity });
       }
     }
-    for (const [serial, pbkdf, rounds] of [["opp", "pbkdf2", 5], ["opa", "argon2id-default", 3]]) {
+    for (const [serial, pbkdf, rounds] of [["opp", "pbkdf2", 5], ["opa", "argon2id-default", 2]]) {
       const path = join(dir, `${serial}.img`);
       await blank(path, 64 * MiB);
       disks.push({ path, serial: serial as string });

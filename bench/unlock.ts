@@ -5,9 +5,9 @@
  * `benchKdf` (crypt_activate_by_passphrase with no name: the KDF and keyslot decryption
  * without device-mapper, which this host kernel lacks). Also the LUKS2 header format time.
  *
- * Not measured here: first-boot format per GiB with and without integrity and the
- * per-step agent-start-to-mounted timeline; they need device-mapper, i.e. the QEMU guest
- * (cryptsetup's `measureFirstBoot`), which this bench does not boot.
+ * The real `cryptsetup open` (device-mapper activation) and first-boot format per GiB with and
+ * without integrity run in the QEMU guest (guest_unlock.ts); the agent's per-step timeline is
+ * in agent_boot.ts (host) and node_boot.ts (QEMU node).
  *
  * @module
  */
