@@ -17,6 +17,7 @@ import type { Context } from "hono";
 import type { z } from "zod";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
+import { BodyError, readCappedBody } from "../lib/read_body.ts";
 import type { KmsMetrics } from "./metrics.ts";
 import {
   BEGIN_PATH,
@@ -66,52 +67,13 @@ class HttpError extends Error {
   }
 }
 
-/** Read at most `max` bytes of the body within `timeoutMs`, or throw an HttpError. */
-async function readBody(req: Request, max: number, timeoutMs: number): Promise<Uint8Array> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null) {
-    if (!/^\d{1,15}$/.test(declared)) throw new HttpError(400, "bad content-length");
-    if (Number(declared) > max) throw new HttpError(413, `body larger than ${max} bytes`);
-  }
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HttpError(408, "request body too slow")), timeoutMs);
-  });
-  try {
-    while (true) {
-      const { done, value } = await Promise.race([reader.read(), deadline]);
-      if (done) break;
-      total += value.length;
-      if (total > max) throw new HttpError(413, `body larger than ${max} bytes`);
-      chunks.push(value);
-    }
-  } catch (e) {
-    reader.cancel().catch(() => {});
-    // A body that breaks off (connection reset or closed mid-body) is the client's fault.
-    throw e instanceof HttpError ? e : new HttpError(400, "request body could not be read");
-  } finally {
-    clearTimeout(timer);
-  }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
 async function parseJsonBody<S extends z.ZodType>(
   c: Context,
   schema: S,
   maxBytes: number,
   timeoutMs: number,
 ): Promise<z.infer<S>> {
-  const bytes = await readBody(c.req.raw, maxBytes, timeoutMs);
+  const bytes = await readCappedBody(c.req.raw, maxBytes, timeoutMs);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -231,6 +193,7 @@ export function createKmsApp(deps: KmsAppDeps): Hono<{ Bindings: KmsEnv }> {
     if (err instanceof HttpError) {
       return c.json({ error: err.error }, err.status as 400, err.headers);
     }
+    if (err instanceof BodyError) return c.json({ error: err.message }, err.status);
     const d = describeError(err);
     if (d.code.startsWith("parse.")) return c.json({ error: "malformed request" }, 400);
     deps.log.error("request failed", { path: c.req.path, code: d.code, message: d.message });

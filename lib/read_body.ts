@@ -2,7 +2,8 @@
  * Reading an HTTP request body from an untrusted client: a declared Content-Length must be a
  * plain decimal number no larger than the cap, the stream is read chunk by chunk and stopped
  * as soon as it passes the cap (never buffered whole first), and a body that does not arrive
- * before the deadline is abandoned. The same rules as the KMS's reader (kms/app.ts).
+ * before the deadline is abandoned. Used by the KMS (kms/app.ts) and the node's init endpoint
+ * (agent/init_http.ts).
  *
  * @module
  */
@@ -45,6 +46,7 @@ export async function readCappedBody(
     }
   } catch (e) {
     reader.cancel().catch(() => {});
+    // A body that breaks off (connection reset or closed mid-body) is the client's fault.
     throw e instanceof BodyError ? e : new BodyError(400, "request body could not be read");
   } finally {
     clearTimeout(timer);
