@@ -11,26 +11,33 @@
  * @module
  */
 import { z } from "zod";
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
 import { createHash } from "node:crypto";
-import { fromBase64, toBase64, utf8 } from "../lib/bytes.ts";
-import { ConfidantError } from "../lib/errors.ts";
+import { utf8 } from "../lib/bytes.ts";
 import { b64, type ReleaseRequest, roleSchema } from "./protocol.ts";
 import { DISK_UUID_RE } from "./keys.ts";
-import { hpkeSealBase } from "./hpke.ts";
+import {
+  type EphemeralKeyPair,
+  openJson,
+  type SealedJson,
+  type SealedJsonErrors,
+  sealJson,
+} from "./sealed_json.ts";
 
-/** HPKE suite name carried on the wire. */
-export const RELEASE_SUITE = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM" as const;
+export {
+  type EphemeralKeyPair,
+  generateEphemeralKeyPair,
+  RELEASE_SUITE,
+  releaseSuite,
+} from "./sealed_json.ts";
+
 const INFO = "confidant/v1/release";
-
-/** The one HPKE suite of the protocol. */
-export function releaseSuite(): CipherSuite {
-  return new CipherSuite({
-    kem: new DhkemX25519HkdfSha256(),
-    kdf: new HkdfSha256(),
-    aead: new Aes256Gcm(),
-  });
-}
+const RELEASE_ERRORS: SealedJsonErrors = {
+  noun: "release",
+  key: "kms.ephemeral_key",
+  suite: "kms.release_suite",
+  tampered: "kms.release_tampered",
+  malformed: "kms.release_malformed",
+};
 
 /** A kubeadm join ticket. */
 export const joinTicketSchema = z.discriminatedUnion("available", [
@@ -136,55 +143,19 @@ export function releaseBinding(
 }
 
 /** A sealed release as it travels. */
-export interface SealedRelease {
-  suite: typeof RELEASE_SUITE;
-  enc: string;
-  ciphertext: string;
-}
+export type SealedRelease = SealedJson;
 
 /**
  * Seal `payload` to the raw X25519 public key `recipient`, bound by `aad` (HPKE base mode of
  * the release suite, synchronously with node:crypto: hpke.ts; nodes open with @hpke/core).
+ * A recipient key that is not X25519 is a ConfidantError `kms.ephemeral_key`.
  */
 export function sealRelease(
   payload: ReleasePayload,
   recipient: Uint8Array,
   aad: Uint8Array,
 ): Promise<SealedRelease> {
-  const pt = utf8(JSON.stringify(payload));
-  try {
-    const { enc, ciphertext } = hpkeSealBase(recipient, utf8(INFO), aad, pt);
-    return Promise.resolve({
-      suite: RELEASE_SUITE,
-      enc: toBase64(enc),
-      ciphertext: toBase64(ciphertext),
-    });
-  } catch (e) {
-    if (e instanceof ConfidantError) return Promise.reject(e);
-    return Promise.reject(
-      new ConfidantError("kms.ephemeral_key", "ephemeral public key is not an X25519 key", {
-        cause: e,
-      }),
-    );
-  } finally {
-    pt.fill(0);
-  }
-}
-
-/** An ephemeral X25519 key pair of the node. */
-export interface EphemeralKeyPair {
-  /** Raw public key (32 bytes). */
-  publicKey: Uint8Array;
-  /** Private key, never exported. */
-  privateKey: CryptoKey;
-}
-
-/** Make an ephemeral key pair for one release. */
-export async function generateEphemeralKeyPair(): Promise<EphemeralKeyPair> {
-  const suite = releaseSuite();
-  const kp = await suite.kem.generateKeyPair();
-  const pub = new Uint8Array(await suite.kem.serializePublicKey(kp.publicKey));
-  return { publicKey: pub, privateKey: kp.privateKey };
+  return sealJson(payload, recipient, INFO, aad, RELEASE_ERRORS);
 }
 
 /**
@@ -192,44 +163,10 @@ export async function generateEphemeralKeyPair(): Promise<EphemeralKeyPair> {
  * ConfidantError `kms.release_tampered`; a payload that does not match the schema is
  * `kms.release_malformed`.
  */
-export async function openRelease(
+export function openRelease(
   sealed: SealedRelease,
   key: EphemeralKeyPair,
   aad: Uint8Array,
 ): Promise<ReleasePayload> {
-  if (sealed.suite !== RELEASE_SUITE) {
-    throw new ConfidantError("kms.release_suite", `unsupported release suite ${sealed.suite}`);
-  }
-  const suite = releaseSuite();
-  let pt: Uint8Array;
-  try {
-    pt = new Uint8Array(
-      await suite.open(
-        {
-          recipientKey: key.privateKey,
-          enc: fromBase64(sealed.enc, "enc") as unknown as ArrayBuffer,
-          info: utf8(INFO),
-        },
-        fromBase64(sealed.ciphertext, "ciphertext"),
-        aad,
-      ),
-    );
-  } catch (e) {
-    throw new ConfidantError(
-      "kms.release_tampered",
-      "the sealed release does not open: tampered, or not sealed for this session and key",
-      { cause: e },
-    );
-  }
-  try {
-    const r = releasePayloadSchema.safeParse(JSON.parse(new TextDecoder().decode(pt)));
-    if (!r.success) throw new Error(r.error.issues[0]?.message);
-    return r.data;
-  } catch (e) {
-    throw new ConfidantError("kms.release_malformed", "the opened release is malformed", {
-      cause: e,
-    });
-  } finally {
-    pt.fill(0);
-  }
+  return openJson(sealed, key, INFO, aad, releasePayloadSchema, RELEASE_ERRORS);
 }
