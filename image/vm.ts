@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { ConfidantError } from "../lib/errors.ts";
 import { KMS_GUEST_ADDR } from "./cluster.ts";
+import { startSwtpmTcp, startSwtpmUnixSocket } from "./swtpm.ts";
 
 /** Debian 12 OVMF firmware (package ovmf). */
 export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -203,26 +204,9 @@ export async function provisionSwtpm(stateDir: string): Promise<void> {
  * recovery time 0, which turns dictionary-attack protection off.
  */
 async function disableDictionaryAttackLockout(stateDir: string): Promise<void> {
-  const port = freeTcpPort();
-  const swtpm = new Deno.Command("swtpm", {
-    args: [
-      "socket",
-      "--tpm2",
-      "--tpmstate",
-      `dir=${stateDir}`,
-      "--server",
-      `type=tcp,port=${port},bindaddr=127.0.0.1`,
-      "--ctrl",
-      `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-      "--flags",
-      "not-need-init,startup-clear",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const swtpm = await startSwtpmTcp(stateDir);
   try {
-    const env = { TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` };
+    const env = swtpm.env;
     let last = "";
     for (let i = 0; i < 40; i++) {
       const r = await new Deno.Command("tpm2_dictionarylockout", {
@@ -251,26 +235,8 @@ async function disableDictionaryAttackLockout(stateDir: string): Promise<void> {
     }
     throw new ConfidantError("vm.swtpm", `could not set the TPM's lockout parameters: ${last}`);
   } finally {
-    try {
-      swtpm.kill("SIGTERM");
-    } catch { /* gone */ }
-    await swtpm.output().catch(() => {});
+    await swtpm.stop();
   }
-}
-
-/** A free TCP port on 127.0.0.1 whose successor is free too (swtpm's control port). */
-function freeTcpPort(): number {
-  for (let i = 0; i < 50; i++) {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
-    if (port >= 65535) continue;
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port: port + 1 }).close();
-      return port;
-    } catch { /* taken; try another */ }
-  }
-  throw new ConfidantError("vm.port", "no free pair of TCP ports");
 }
 
 /** Start swtpm and QEMU for `opts.uki`; the VM runs until it powers off or is killed. */
@@ -284,46 +250,16 @@ export async function startUefiVm(opts: UefiVmOptions): Promise<UefiVm> {
   await Deno.copyFile(opts.uki, join(espDir, "EFI/BOOT/BOOTX64.EFI"));
   const varsPath = join(opts.runDir, "OVMF_VARS.fd");
   if (!(await exists(varsPath))) await Deno.copyFile(OVMF_VARS, varsPath);
-  await Deno.mkdir(opts.tpmStateDir, { recursive: true });
   const tpmSocket = join(opts.runDir, "swtpm.sock");
-  await Deno.remove(tpmSocket).catch(() => {});
   const consolePath = join(opts.runDir, "console.log");
   await Deno.writeTextFile(consolePath, "");
-  let swtpm: Deno.ChildProcess;
-  try {
-    swtpm = new Deno.Command(opts.detached ? "setsid" : "swtpm", {
-      args: [
-        ...(opts.detached ? ["swtpm"] : []),
-        "socket",
-        "--tpm2",
-        "--tpmstate",
-        `dir=${opts.tpmStateDir}`,
-        "--ctrl",
-        `type=unixio,path=${tpmSocket}`,
-        "--flags",
-        "startup-clear",
-        "--terminate",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-  } catch (e) {
-    throw new ConfidantError("vm.tool", `cannot run swtpm (install swtpm): ${e}`);
-  }
-  for (let i = 0; i < 100 && !(await exists(tpmSocket)); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const killSwtpm = async () => {
-    try {
-      swtpm.kill("SIGTERM");
-    } catch { /* gone */ }
-    await swtpm.status;
-  };
-  if (!(await exists(tpmSocket))) {
-    await killSwtpm();
-    throw new ConfidantError("vm.swtpm", "swtpm did not create its control socket");
-  }
+  const swtpm = await startSwtpmUnixSocket({
+    stateDir: opts.tpmStateDir,
+    socketPath: tpmSocket,
+    detached: opts.detached,
+    terminate: true,
+  });
+  const killSwtpm = () => swtpm.stop();
   const args = uefiQemuArgs({
     espDir,
     varsPath,

@@ -46,6 +46,7 @@
 import { isAbsolute, join, relative } from "node:path";
 import { sha256, toHex, utf8 } from "../../lib/bytes.ts";
 import { ConfidantError } from "../../lib/errors.ts";
+import { startSwtpmUnixSocket } from "../../image/swtpm.ts";
 import { ensureGuestImage, type GuestImage, REPO_ROOT } from "./qemu_initramfs.ts";
 import { acquireGuestSlot } from "./qemu_slots.ts";
 
@@ -290,41 +291,12 @@ async function requireTool(tool: string, pkg: string): Promise<void> {
   }
 }
 
-/** Start swtpm on `stateDir` with a unix control socket; returns the socket and a stopper. */
+/** Start swtpm on `stateDir` with a unix control socket in `runDir`. */
 async function startSwtpm(stateDir: string, runDir: string) {
   await requireTool("swtpm", "swtpm");
-  await Deno.mkdir(stateDir, { recursive: true });
   const sock = join(runDir, "swtpm.sock");
-  const child = new Deno.Command("swtpm", {
-    args: [
-      "socket",
-      "--tpm2",
-      "--tpmstate",
-      `dir=${stateDir}`,
-      "--ctrl",
-      `type=unixio,path=${sock}`,
-      "--flags",
-      "startup-clear",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    if (await Deno.stat(sock).then(() => true, () => false)) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await child.output().catch(() => {});
-  };
-  if (!(await Deno.stat(sock).then(() => true, () => false))) {
-    await stop();
-    throw new ConfidantError("guest.tpm", "swtpm did not create its control socket");
-  }
-  return { sock, stop };
+  const swtpm = await startSwtpmUnixSocket({ stateDir, socketPath: sock });
+  return { sock, stop: () => swtpm.stop() };
 }
 
 /**

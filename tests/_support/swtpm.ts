@@ -1,8 +1,8 @@
 /**
  * Test helper: a private swtpm TPM 2.0 simulator per call.
  *
- * `startSwtpm()` picks two free TCP ports (data port P and control port P+1, as the tpm2-tss
- * swtpm TCTI expects), makes a temp state dir and runs
+ * `startSwtpm()` makes a temp state dir and, through image/swtpm.ts `startSwtpmTcp`, picks two
+ * free TCP ports (data port P and control port P+1, as the tpm2-tss swtpm TCTI expects) and runs
  * `swtpm socket --tpm2 --server type=tcp,port=P --ctrl type=tcp,port=P+1 --flags not-need-init,startup-clear`.
  *
  * With `{ ekCert: true }` it first runs `swtpm_setup --create-ek-cert` with a private
@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { startSwtpmTcp } from "../../image/swtpm.ts";
 
 /** A running private swtpm. */
 export interface Swtpm {
@@ -55,43 +56,6 @@ async function need(tool: string, pkg: string): Promise<void> {
     if (o.success) return;
   } catch { /* fall through */ }
   throw new Error(`${tool} not found: install ${pkg} (apt-get install ${pkg})`);
-}
-
-function portFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Two consecutive free ports P, P+1 (P from the OS). */
-function freePortPair(): number {
-  for (let i = 0; i < 50; i++) {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    if (p < 65535 && portFree(p) && portFree(p + 1)) return p;
-  }
-  throw new Error("no free port pair for swtpm");
-}
-
-async function waitForPort(port: number, proc: Deno.ChildProcess, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  let exited = false;
-  proc.status.then(() => (exited = true));
-  while (Date.now() < until) {
-    if (exited) throw new Error("swtpm exited during startup");
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new Error(`swtpm did not listen on ${port} within ${ms} ms`);
 }
 
 /** Starts a private swtpm (see the module doc); always `stop()` it. */
@@ -143,53 +107,18 @@ export async function startSwtpm(opts: { ekCert?: boolean } = {}): Promise<Swtpm
       ekCaPem = (await Deno.readTextFile(`${caDir}/issuercert.pem`)) +
         (await Deno.readTextFile(`${caDir}/swtpm-localca-rootca-cert.pem`));
     }
-    for (let attempt = 0;; attempt++) {
-      const port = freePortPair();
-      const proc = new Deno.Command("swtpm", {
-        args: [
-          "socket",
-          "--tpm2",
-          "--tpmstate",
-          `dir=${stateDir}`,
-          "--server",
-          `type=tcp,port=${port},bindaddr=127.0.0.1`,
-          "--ctrl",
-          `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-          "--flags",
-          "not-need-init,startup-clear",
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      try {
-        await waitForPort(port, proc, 10_000);
-      } catch (e) {
-        try {
-          proc.kill("SIGKILL");
-        } catch { /* gone */ }
-        const err = await proc.stderr.getReader().read().catch(() => undefined);
-        await proc.status;
-        if (attempt < 3) continue; // port raced with another process
-        throw new Error(
-          `${(e as Error).message}: ${err?.value ? new TextDecoder().decode(err.value) : ""}`,
-        );
-      }
-      return {
-        spec: `swtpm:127.0.0.1:${port}`,
-        port,
-        stateDir,
-        ekCaPem,
-        env: { TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` },
-        async stop() {
-          try {
-            proc.kill("SIGTERM");
-          } catch { /* gone */ }
-          await proc.stderr.cancel().catch(() => {});
-          await proc.status;
-          await Deno.remove(dir, { recursive: true }).catch(() => {});
-        },
-      };
-    }
+    const sw = await startSwtpmTcp(stateDir);
+    return {
+      spec: sw.spec,
+      port: sw.port,
+      stateDir,
+      ekCaPem,
+      env: sw.env,
+      async stop() {
+        await sw.stop();
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      },
+    };
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw e;

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { startSwtpmTcp, type SwtpmTcp } from "../../../../image/swtpm.ts";
 
 /** A running software TPM for one test. */
 export interface TestTpm {
@@ -31,22 +32,6 @@ async function need(tool: string, pkg: string): Promise<void> {
   } catch {
     throw new Error(`${tool} not found: install ${pkg} (apt-get install ${pkg})`);
   }
-}
-
-function freePortPair(): number {
-  for (let i = 0; i < 50; i++) {
-    const a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (a.addr as Deno.NetAddr).port;
-    a.close();
-    if (port >= 65535) continue;
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port: port + 1 }).close();
-      return port;
-    } catch {
-      // taken; try another
-    }
-  }
-  throw new Error("no free TCP port pair for swtpm");
 }
 
 async function run(cmd: string, args: string[], env?: Record<string, string>): Promise<string> {
@@ -95,63 +80,26 @@ export async function startTestTpm(opts: { ekCert?: boolean } = {}): Promise<Tes
       await Deno.readTextFile(join(ca, "swtpm-localca-rootca-cert.pem")),
     ];
   }
-  let lastErr: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = freePortPair();
-    const child = new Deno.Command("swtpm", {
-      args: [
-        "socket",
-        "--tpm2",
-        "--tpmstate",
-        `dir=${state}`,
-        "--server",
-        `type=tcp,port=${port},bindaddr=127.0.0.1`,
-        "--ctrl",
-        `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-        "--flags",
-        "not-need-init,startup-clear",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const env = { TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` };
-    // Wait until the server port accepts connections (bounded).
-    let up = false;
-    for (let i = 0; i < 100 && !up; i++) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        up = true;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    if (!up) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      await child.status;
-      lastErr = new Error(`swtpm did not listen on ${port}`);
-      continue;
-    }
-    const tpm2 = (args: string[]) => run(args[0], args.slice(1), env);
-    return {
-      port,
-      dir,
-      env,
-      caPem,
-      spec: `swtpm:127.0.0.1:${port}`,
-      tpm2,
-      async stop() {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* exited */ }
-        await child.status;
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-      },
-    };
+  let sw: SwtpmTcp;
+  try {
+    sw = await startSwtpmTcp(state);
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
   }
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  throw lastErr;
+  const env = sw.env;
+  return {
+    port: sw.port,
+    dir,
+    env,
+    caPem,
+    spec: sw.spec,
+    tpm2: (args: string[]) => run(args[0], args.slice(1), env),
+    async stop() {
+      await sw.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
 /** Activate a tpm2-tools credential file with the EK at `ek` (context file or handle). */
