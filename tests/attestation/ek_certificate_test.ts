@@ -15,7 +15,12 @@ import {
 } from "../../attestation/tpm/mod.ts";
 import { ConfidantError, ParseError } from "../../lib/errors.ts";
 import { toHex } from "../../lib/bytes.ts";
-import { activateWithTools, startTestTpm, type TestTpm } from "./tpm/credential/_tpm2.ts";
+import {
+  activateWithTools,
+  createAkWithTools,
+  startTestTpm,
+  type TestTpm,
+} from "./tpm/credential/_tpm2.ts";
 
 const EKS: {
   label: string;
@@ -76,28 +81,9 @@ Deno.test("EK certificates made by swtpm_setup verify and target the TPM's EK", 
       await t.step(`${ek.label}: a credential made from the certificate activates`, async () => {
         const der = await nvCert(tpm, ek.nv);
         const ekPublic = ekPublicFromCertificate(der);
-        const f = (n: string) => join(tpm.dir, n);
-        await tpm.tpm2([
-          "tpm2_createak",
-          "-C",
-          ek.handle,
-          "-c",
-          f("ak.ctx"),
-          "-G",
-          "ecc",
-          "-g",
-          "sha256",
-          "-s",
-          "ecdsa",
-          "-u",
-          f("ak.pub"),
-          "-n",
-          f("ak.name"),
-        ]);
-        await tpm.tpm2(["tpm2_flushcontext", "-t"]);
-        await tpm.tpm2(["tpm2_flushcontext", "-s"]);
+        const akName = await createAkWithTools(tpm, ek.handle);
         const secret = crypto.getRandomValues(new Uint8Array(32));
-        const cred = makeCredential(ekPublic, await Deno.readFile(f("ak.name")), secret);
+        const cred = makeCredential(ekPublic, akName, secret);
         const got = await activateWithTools(
           tpm,
           marshalCredentialFile(cred),

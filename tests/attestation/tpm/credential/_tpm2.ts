@@ -102,6 +102,50 @@ export async function startTestTpm(opts: { ekCert?: boolean } = {}): Promise<Tes
   };
 }
 
+/**
+ * tpm2_createak under `ek` (context file or handle): an ECC ECDSA/SHA-256 AK written to
+ * `ak.ctx`, `ak.pub` and `ak.name` in the TPM's dir, transient objects and sessions flushed.
+ * Returns the AK's name.
+ */
+export async function createAkWithTools(tpm: TestTpm, ek: string): Promise<Uint8Array> {
+  const f = (n: string) => join(tpm.dir, n);
+  await tpm.tpm2([
+    "tpm2_createak",
+    "-C",
+    ek,
+    "-c",
+    f("ak.ctx"),
+    "-G",
+    "ecc",
+    "-g",
+    "sha256",
+    "-s",
+    "ecdsa",
+    "-u",
+    f("ak.pub"),
+    "-n",
+    f("ak.name"),
+  ]);
+  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
+  await tpm.tpm2(["tpm2_flushcontext", "-s"]);
+  return await Deno.readFile(f("ak.name"));
+}
+
+/**
+ * tpm2_createek of `ekAlg` (`ek.ctx`, `ek.pub` in the TPM's dir) and then
+ * {@link createAkWithTools} under it. Returns the EK's TPM2B_PUBLIC bytes and the AK's name.
+ */
+export async function createEkAndAkWithTools(
+  tpm: TestTpm,
+  ekAlg: "rsa" | "ecc",
+): Promise<{ ekPub: Uint8Array; akName: Uint8Array }> {
+  const f = (n: string) => join(tpm.dir, n);
+  await tpm.tpm2(["tpm2_createek", "-c", f("ek.ctx"), "-G", ekAlg, "-u", f("ek.pub")]);
+  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
+  const akName = await createAkWithTools(tpm, f("ek.ctx"));
+  return { ekPub: await Deno.readFile(f("ek.pub")), akName };
+}
+
 /** Activate a tpm2-tools credential file with the EK at `ek` (context file or handle). */
 export async function activateWithTools(
   tpm: TestTpm,

@@ -10,35 +10,12 @@ import {
 } from "../../../../attestation/tpm/mod.ts";
 import { ConfidantError } from "../../../../lib/errors.ts";
 import { toHex } from "../../../../lib/bytes.ts";
-import { activateWithTools, startTestTpm, type TestTpm } from "./_tpm2.ts";
+import { activateWithTools, createEkAndAkWithTools, startTestTpm, type TestTpm } from "./_tpm2.ts";
 
 /** Create an EK and an AK with tpm2-tools; returns the EK public and the AK name. */
 async function ekAndAk(tpm: TestTpm, ekAlg: "rsa" | "ecc") {
-  const f = (n: string) => join(tpm.dir, n);
-  await tpm.tpm2(["tpm2_createek", "-c", f("ek.ctx"), "-G", ekAlg, "-u", f("ek.pub")]);
-  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
-  await tpm.tpm2([
-    "tpm2_createak",
-    "-C",
-    f("ek.ctx"),
-    "-c",
-    f("ak.ctx"),
-    "-G",
-    "ecc",
-    "-g",
-    "sha256",
-    "-s",
-    "ecdsa",
-    "-u",
-    f("ak.pub"),
-    "-n",
-    f("ak.name"),
-  ]);
-  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
-  await tpm.tpm2(["tpm2_flushcontext", "-s"]);
-  const ek = unmarshalTpm2bPublic(await Deno.readFile(f("ek.pub"))).public;
-  const akName = await Deno.readFile(f("ak.name"));
-  return { ek, akName };
+  const { ekPub, akName } = await createEkAndAkWithTools(tpm, ekAlg);
+  return { ek: unmarshalTpm2bPublic(ekPub).public, akName };
 }
 
 for (const ekAlg of ["rsa", "ecc"] as const) {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { TpmDocument } from "../../../../attestation/document.ts";
 import { qualifyingData } from "../../../../attestation/qualifying_data.ts";
 import { toBase64, toHex } from "../../../../lib/bytes.ts";
-import type { TestTpm } from "../credential/_tpm2.ts";
+import { createEkAndAkWithTools, type TestTpm } from "../credential/_tpm2.ts";
 
 /** Extend a few PCRs so the quote covers non-trivial values. */
 export async function extendSomePcrs(tpm: TestTpm): Promise<void> {
@@ -27,27 +27,7 @@ export async function documentFromTools(
   pcrs = [0, 1, 2, 3, 4, 5, 6, 7],
 ): Promise<{ doc: TpmDocument; qualHex: string; files: Record<string, string> }> {
   const f = (n: string) => join(tpm.dir, n);
-  await tpm.tpm2(["tpm2_createek", "-c", f("ek.ctx"), "-G", "ecc", "-u", f("ek.pub")]);
-  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
-  await tpm.tpm2([
-    "tpm2_createak",
-    "-C",
-    f("ek.ctx"),
-    "-c",
-    f("ak.ctx"),
-    "-G",
-    "ecc",
-    "-g",
-    "sha256",
-    "-s",
-    "ecdsa",
-    "-u",
-    f("ak.pub"),
-    "-n",
-    f("ak.name"),
-  ]);
-  await tpm.tpm2(["tpm2_flushcontext", "-t"]);
-  await tpm.tpm2(["tpm2_flushcontext", "-s"]);
+  await createEkAndAkWithTools(tpm, "ecc");
   const qualHex = toHex(qualifyingData(nonce, userData));
   const sel = `sha256:${pcrs.join(",")}`;
   await tpm.tpm2([
