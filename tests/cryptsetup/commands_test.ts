@@ -15,6 +15,16 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
   return { code, out: out.join("\n"), err: err.join("\n") };
 }
 
+/** `disk VERB PATH --cluster CLUSTER --key-file KEYFILE --no-mapper`. */
+function disk(verb: "format" | "open", path: string, cluster: string, keyFile: string) {
+  return cli(["disk", verb, path, "--cluster", cluster, "--key-file", keyFile, "--no-mapper"]);
+}
+
+/** The exit code of `cryptsetup open --test-passphrase` with `keyFile` (0: the key opens). */
+async function opensWith(keyFile: string, path: string): Promise<number> {
+  return (await run("cryptsetup", ["open", "--test-passphrase", "--key-file", keyFile, path])).code;
+}
+
 async function withImage(fn: (path: string, dir: string) => Promise<void>): Promise<void> {
   const { path, dir } = await tempImage();
   try {
@@ -40,16 +50,7 @@ Deno.test("disk format refuses a non-blank disk with exit 1 and changes no byte"
     assert.equal((await run("mkfs.ext4", ["-q", "-F", path])).code, 0);
     await Deno.writeFile(`${dir}/key`, KEY);
     const before = await fileHash(path);
-    const r = await cli([
-      "disk",
-      "format",
-      path,
-      "--cluster",
-      "c1",
-      "--key-file",
-      `${dir}/key`,
-      "--no-mapper",
-    ]);
+    const r = await disk("format", path, "c1", `${dir}/key`);
     assert.equal(r.code, 1);
     assert.match(r.err, /disk\.not_blank.*ext2\/3\/4/);
     assert.equal(await fileHash(path), before);
@@ -60,67 +61,22 @@ Deno.test("disk format, open, rekey and reset on an image file", async () => {
   await withImage(async (path, dir) => {
     await Deno.writeFile(`${dir}/key`, KEY);
     await Deno.writeFile(`${dir}/key2`, KEY2);
-    const f = await cli([
-      "disk",
-      "format",
-      path,
-      "--cluster",
-      "c1",
-      "--key-file",
-      `${dir}/key`,
-      "--no-mapper",
-    ]);
+    const f = await disk("format", path, "c1", `${dir}/key`);
     assert.equal(f.code, 0, f.err);
     const s = JSON.parse((await cli(["disk", "status", path])).out);
     assert.equal(s.token.state, "keyed");
     assert.equal(s.whitelist.ok, true);
     // a second format refuses: the disk is no longer blank
     const before = await fileHash(path);
-    const f2 = await cli([
-      "disk",
-      "format",
-      path,
-      "--cluster",
-      "c1",
-      "--key-file",
-      `${dir}/key`,
-      "--no-mapper",
-    ]);
+    const f2 = await disk("format", path, "c1", `${dir}/key`);
     assert.equal(f2.code, 1);
     assert.equal(await fileHash(path), before);
-    const o = await cli([
-      "disk",
-      "open",
-      path,
-      "--cluster",
-      "c1",
-      "--key-file",
-      `${dir}/key`,
-      "--no-mapper",
-    ]);
+    const o = await disk("open", path, "c1", `${dir}/key`);
     assert.equal(o.code, 0, o.err);
-    const bad = await cli([
-      "disk",
-      "open",
-      path,
-      "--cluster",
-      "c1",
-      "--key-file",
-      `${dir}/key2`,
-      "--no-mapper",
-    ]);
+    const bad = await disk("open", path, "c1", `${dir}/key2`);
     assert.equal(bad.code, 1);
     assert.match(bad.err, /luks\.wrong_key/);
-    const other = await cli([
-      "disk",
-      "open",
-      path,
-      "--cluster",
-      "c2",
-      "--key-file",
-      `${dir}/key`,
-      "--no-mapper",
-    ]);
+    const other = await disk("open", path, "c2", `${dir}/key`);
     assert.match(other.err, /luks\.other_cluster/);
     const rk = await cli([
       "disk",
@@ -134,25 +90,13 @@ Deno.test("disk format, open, rekey and reset on an image file", async () => {
       `${dir}/key2`,
     ]);
     assert.equal(rk.code, 0, rk.err);
-    assert.equal(
-      (await run("cryptsetup", ["open", "--test-passphrase", "--key-file", `${dir}/key2`, path]))
-        .code,
-      0,
-    );
+    assert.equal(await opensWith(`${dir}/key2`, path), 0);
     const noYes = await cli(["disk", "reset", path, "--cluster", "c1"]);
     assert.equal(noYes.code, 2);
-    assert.equal(
-      (await run("cryptsetup", ["open", "--test-passphrase", "--key-file", `${dir}/key2`, path]))
-        .code,
-      0,
-    );
+    assert.equal(await opensWith(`${dir}/key2`, path), 0);
     const rs = await cli(["disk", "reset", "--yes-destroy-data", path, "--cluster", "c1"]);
     assert.equal(rs.code, 0, rs.err);
-    assert.notEqual(
-      (await run("cryptsetup", ["open", "--test-passphrase", "--key-file", `${dir}/key2`, path]))
-        .code,
-      0,
-    );
+    assert.notEqual(await opensWith(`${dir}/key2`, path), 0);
     const s2 = JSON.parse((await cli(["disk", "status", path, "--cluster", "c1"])).out);
     assert.equal(s2.token.state, "fresh");
     assert.equal(s2.decision.action, "format");
@@ -162,19 +106,7 @@ Deno.test("disk format, open, rekey and reset on an image file", async () => {
 Deno.test("disk open reads the key from stdin with --key-file - (a real process)", async () => {
   await withImage(async (path, dir) => {
     await Deno.writeFile(`${dir}/key`, KEY);
-    assert.equal(
-      (await cli([
-        "disk",
-        "format",
-        path,
-        "--cluster",
-        "c1",
-        "--key-file",
-        `${dir}/key`,
-        "--no-mapper",
-      ])).code,
-      0,
-    );
+    assert.equal((await disk("format", path, "c1", `${dir}/key`)).code, 0);
     const main = new URL("./_cli.ts", import.meta.url).pathname;
     const args = [
       "run",
