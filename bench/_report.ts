@@ -37,7 +37,7 @@ function num(v: number): string {
 function targetText(r: BenchResult): string {
   if (!r.target) return "";
   const t = r.target;
-  return `${t.of === "ratio" ? "ratio" : "value"} ${t.op} ${t.value}`;
+  return `${t.of === "ratio" ? "ratio" : "value"} ${t.op} ${Number(t.value.toFixed(2))}`;
 }
 
 /** The results as an aligned text table. */
