@@ -27,12 +27,7 @@ import type { KmsPolicy } from "../kms/policy.ts";
 import type { KmsStore } from "../kms/store.ts";
 import { loadOrCreateTlsIdentity } from "../kms/tls.ts";
 import { FileAuditLog } from "../kms/audit.ts";
-import {
-  caCertHash,
-  type JoinIssuer,
-  kubeadmJoinIssuer,
-  noJoinIssuer,
-} from "../kms/join_ticket.ts";
+import { type JoinIssuer, noJoinIssuer, policyJoinIssuer } from "../kms/join_ticket.ts";
 import { clusterCaPem, loadKubeConfig, type SecretsApi } from "../kms/kube.ts";
 import type { AgentConfig } from "./config.ts";
 import type { BootstrapDeps } from "./bootstrap.ts";
@@ -73,19 +68,7 @@ export interface InProcessKms {
 /** The join issuer of an in-process KMS: policy `join`, default discovery hash from the CA. */
 function joinIssuer(o: InProcessKmsOptions, policy: PolicyHolder): JoinIssuer {
   if (!o.secrets) return noJoinIssuer;
-  const defaultHashes = o.clusterCaPem ? [caCertHash(o.clusterCaPem)] : [];
-  return kubeadmJoinIssuer(o.secrets, () => {
-    const j = policy.current.policy.join;
-    if (!j) return undefined;
-    const hashes = j.caCertHashes ?? defaultHashes;
-    if (hashes.length === 0) return undefined;
-    return {
-      apiServerEndpoint: j.apiServerEndpoint,
-      caCertHashes: hashes,
-      certificateKeySecret: j.certificateKeySecret,
-      ttlMs: j.ttlMinutes * 60_000,
-    };
-  });
+  return policyJoinIssuer(o.secrets, () => policy.current.policy.join, o.clusterCaPem);
 }
 
 /** Build and serve the KMS; resolves once it listens. */

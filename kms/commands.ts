@@ -15,7 +15,7 @@ import { Tpm } from "../attestation/tpm/client.ts";
 import { FileAuditLog } from "./audit.ts";
 import { requestRelease } from "./client.ts";
 import { FileStore } from "./file_store.ts";
-import { caCertHash, type JoinIssuer, kubeadmJoinIssuer, noJoinIssuer } from "./join_ticket.ts";
+import { type JoinIssuer, noJoinIssuer, policyJoinIssuer } from "./join_ticket.ts";
 import { KubeStore } from "./k8s_store.ts";
 import { CLUSTER_ID_RE, DISK_UUID_RE, type MasterSecret } from "./keys.ts";
 import { clusterCaPem, kubeSecretsApi, loadKubeConfig } from "./kube.ts";
@@ -255,19 +255,11 @@ const serve = defineCommand({
     if (i.join) {
       const kc = loadKubeConfig({ kubeconfig: i.kubeconfig });
       const ca = await clusterCaPem(kc);
-      const defaultHashes = ca ? [caCertHash(ca)] : [];
-      joinIssuer = kubeadmJoinIssuer(kubeSecretsApi(kc), () => {
-        const j = policy.current.policy.join;
-        if (!j) return undefined;
-        const hashes = j.caCertHashes ?? defaultHashes;
-        if (hashes.length === 0) return undefined;
-        return {
-          apiServerEndpoint: j.apiServerEndpoint,
-          caCertHashes: hashes,
-          certificateKeySecret: j.certificateKeySecret,
-          ttlMs: j.ttlMinutes * 60_000,
-        };
-      });
+      joinIssuer = policyJoinIssuer(
+        kubeSecretsApi(kc),
+        () => policy.current.policy.join,
+        ca,
+      );
     }
     const kms = await buildKms({
       store,

@@ -106,6 +106,39 @@ export const noJoinIssuer: JoinIssuer = {
   },
 };
 
+/** The `join` section of a KMS policy, as {@link policyJoinIssuer} reads it. */
+export interface PolicyJoinSection {
+  apiServerEndpoint: string;
+  caCertHashes?: string[];
+  certificateKeySecret?: { namespace: string; name: string; key: string };
+  ttlMinutes: number;
+}
+
+/**
+ * A kubeadm join issuer whose settings are the current policy's `join` section, with the
+ * discovery hash of `clusterCaPem` when the section names none. Used by `kms serve` and by
+ * the in-process KMS of a control-plane node.
+ */
+export function policyJoinIssuer(
+  api: SecretsApi,
+  joinSection: () => PolicyJoinSection | undefined,
+  clusterCaPem?: string,
+): JoinIssuer {
+  const defaultHashes = clusterCaPem ? [caCertHash(clusterCaPem)] : [];
+  return kubeadmJoinIssuer(api, () => {
+    const j = joinSection();
+    if (!j) return undefined;
+    const hashes = j.caCertHashes ?? defaultHashes;
+    if (hashes.length === 0) return undefined;
+    return {
+      apiServerEndpoint: j.apiServerEndpoint,
+      caCertHashes: hashes,
+      certificateKeySecret: j.certificateKeySecret,
+      ttlMs: j.ttlMinutes * 60_000,
+    };
+  });
+}
+
 /** Issues kubeadm tickets through the Kubernetes API; `settings` is read at each call. */
 export function kubeadmJoinIssuer(
   api: SecretsApi,
