@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { ffiBytes, ffiCopy } from "../lib/ffi_memory.ts";
 import { ConfidantError } from "../lib/errors.ts";
 import { AsyncLock } from "./_lock.ts";
 import {
@@ -252,7 +253,7 @@ class LibCryptDevice implements CryptDevice {
   }
 
   tokenGet(token: number): string | null {
-    const out = new Uint8Array(8);
+    const out = ffiBytes(8);
     const rc = cryptLib().crypt_token_json_get(this.#handle(), token, out);
     if (rc === -2 || rc === -22) return null; // ENOENT: empty slot; EINVAL: slot out of range
     this.#check("token_get", rc);
@@ -298,7 +299,7 @@ class LibCryptDevice implements CryptDevice {
 
 function copyBuffer(b: Uint8Array): Uint8Array<ArrayBuffer> {
   if (b.length === 0) throw new ConfidantError("luks.empty_key", "an empty key is not accepted");
-  return new Uint8Array(b);
+  return ffiCopy(b);
 }
 
 /**
@@ -309,7 +310,7 @@ function copyBuffer(b: Uint8Array): Uint8Array<ArrayBuffer> {
 export function withCryptDevice<T>(path: string, fn: (dev: CryptDevice) => Promise<T>): Promise<T> {
   return lock.run(async () => {
     const lib = cryptLib();
-    const out = new Uint8Array(8);
+    const out = ffiBytes(8);
     const rc = lib.crypt_init(out, cString(path));
     if (rc < 0) {
       if (rc === -2) throw new ConfidantError("luks.no_device", `${path} does not exist`);

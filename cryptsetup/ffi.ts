@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { ffiBytes } from "../lib/ffi_memory.ts";
 import { findSharedLibrary } from "../lib/shared_library.ts";
 import { ConfidantError } from "../lib/errors.ts";
 
@@ -120,7 +121,7 @@ export function cryptLib(): CryptLib {
 /** A NUL-terminated C string in a fresh buffer. */
 export function cString(s: string): Uint8Array<ArrayBuffer> {
   const b = new TextEncoder().encode(s);
-  const out = new Uint8Array(b.length + 1);
+  const out = ffiBytes(b.length + 1);
   out.set(b);
   return out;
 }
@@ -148,7 +149,7 @@ export function encodePbkdf(
 ): { struct: Uint8Array<ArrayBuffer>; keep: Uint8Array[] } {
   const type = cString(p.type);
   const hash = cString(p.hash);
-  const struct = new Uint8Array(40);
+  const struct = ffiBytes(40);
   const v = new DataView(struct.buffer);
   v.setBigUint64(0, ptrValue(type), true);
   v.setBigUint64(8, ptrValue(hash), true);
@@ -179,7 +180,7 @@ export function encodeLuks2Params(
   p: Luks2Params,
 ): { struct: Uint8Array<ArrayBuffer>; keep: Uint8Array[] } {
   const keep: Uint8Array[] = [];
-  const struct = new Uint8Array(64);
+  const struct = ffiBytes(64);
   const v = new DataView(struct.buffer);
   if (p.pbkdf) {
     keep.push(p.pbkdf);

@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { ffiBytes } from "../ffi_memory.ts";
 import { createPublicKey, verify as nodeVerify } from "node:crypto";
 import { ConfidantError } from "../errors.ts";
 import { Logger } from "../log.ts";
@@ -233,7 +234,7 @@ interface Prepared {
 function prepare(l: Opened, c: Checked): Prepared | null {
   const lib = l.lib;
   const h = HASHES[c.hash];
-  const digest = new Uint8Array(h.len);
+  const digest = ffiBytes(h.len);
   lib[h.fn](c.message, BigInt(c.message.length), digest);
   const key = lib.EC_KEY_new();
   if (key === null) throw oom();

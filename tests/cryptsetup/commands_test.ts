@@ -142,7 +142,7 @@ Deno.test("guest entry: without device-mapper the format stops at activation and
       "--key-file",
       "-",
     ], KEY);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 1, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     const line = JSON.parse(r.stdout.trim());
     assert.deepEqual([line.ok, line.code], [false, "luks.no_device_mapper"]);
     const s = await run(Deno.execPath(), [
