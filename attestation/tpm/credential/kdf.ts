@@ -40,6 +40,28 @@ function truncate(stream: Uint8Array, bits: number): Uint8Array {
 }
 
 /**
+ * The counter-mode loop both KDFs share: blocks `block(1)`, `block(2)`, ... until `bits`
+ * are covered, concatenated and cut to `bits` (Part 1, 11.4.10).
+ */
+function counterMode(bits: number, block: (counter: number) => Uint8Array): Uint8Array {
+  const need = Math.ceil(bits / 8);
+  const chunks: Uint8Array[] = [];
+  let have = 0;
+  for (let i = 1; have < need; i++) {
+    const d = new Uint8Array(block(i));
+    chunks.push(d);
+    have += d.length;
+  }
+  const stream = new Uint8Array(have);
+  let o = 0;
+  for (const c of chunks) {
+    stream.set(c, o);
+    o += c.length;
+  }
+  return truncate(stream, bits);
+}
+
+/**
  * KDFa(hashAlg, key, label, contextU, contextV, bits): HMAC-based counter-mode KDF
  * (Part 1, 11.4.10.2). `label` is given without its terminating zero byte (e.g. "STORAGE");
  * the zero is appended here as the specification requires.
@@ -56,23 +78,12 @@ export function kdfa(
   const name = nodeHashName(hashAlg);
   const lab = labelBytes(label);
   const size = u32(bits);
-  const need = Math.ceil(bits / 8);
-  const chunks: Uint8Array[] = [];
-  let have = 0;
-  for (let i = 1; have < need; i++) {
-    const h = createHmac(name, key);
-    h.update(u32(i)).update(lab).update(contextU).update(contextV).update(size);
-    const d = new Uint8Array(h.digest());
-    chunks.push(d);
-    have += d.length;
-  }
-  const stream = new Uint8Array(have);
-  let o = 0;
-  for (const c of chunks) {
-    stream.set(c, o);
-    o += c.length;
-  }
-  return truncate(stream, bits);
+  return counterMode(
+    bits,
+    (i) =>
+      createHmac(name, key).update(u32(i)).update(lab).update(contextU).update(contextV)
+        .update(size).digest(),
+  );
 }
 
 /**
@@ -91,21 +102,9 @@ export function kdfe(
   checkBits(bits);
   const name = nodeHashName(hashAlg);
   const lab = labelBytes(label);
-  const need = Math.ceil(bits / 8);
-  const chunks: Uint8Array[] = [];
-  let have = 0;
-  for (let i = 1; have < need; i++) {
-    const h = createHash(name);
-    h.update(u32(i)).update(z).update(lab).update(partyU).update(partyV);
-    const d = new Uint8Array(h.digest());
-    chunks.push(d);
-    have += d.length;
-  }
-  const stream = new Uint8Array(have);
-  let o = 0;
-  for (const c of chunks) {
-    stream.set(c, o);
-    o += c.length;
-  }
-  return truncate(stream, bits);
+  return counterMode(
+    bits,
+    (i) =>
+      createHash(name).update(u32(i)).update(z).update(lab).update(partyU).update(partyV).digest(),
+  );
 }
