@@ -93,20 +93,25 @@ const status = defineCommand({
   },
 });
 
+/** Input of the commands that take a disk, its cluster and a KMS key (`format`, `open`). */
+const keyedDiskInput = z.object({
+  device: z.string(),
+  cluster: ClusterId,
+  "key-file": z.string(),
+  integrity: z.boolean().optional(),
+  "no-mapper": z.boolean().optional(),
+});
+
 const format = defineCommand({
   path: ["disk", "format"],
-  summary: "first-boot format of a provably blank disk, keyed with the given KMS key",
+  summary: "first-boot format of a blank disk, keyed with the given KMS key",
   description: `Runs the first-boot sequence (LUKS2, token fresh, activate, mkfs.ext4, key change,
-token keyed). Refuses (exit 1, no byte changed) unless the disk is provably blank.`,
+token keyed). Refuses (exit 1, no byte changed) unless the disk is blank: no LUKS header, no
+known signature, first and last MiB and 64 evenly spaced 4 KiB samples all zero (a sampling
+check, not a full read).`,
   flags: [clusterFlag, keyFileFlag, integrityFlag, noMapperFlag],
   positionals: deviceArg,
-  schema: z.object({
-    device: z.string(),
-    cluster: ClusterId,
-    "key-file": z.string(),
-    integrity: z.boolean().optional(),
-    "no-mapper": z.boolean().optional(),
-  }),
+  schema: keyedDiskInput,
   async run(input, ctx) {
     return await withDisk(input.device, input["no-mapper"], async (d) => {
       const cfg = { cluster: input.cluster, integrity: !!input.integrity };
@@ -114,7 +119,7 @@ token keyed). Refuses (exit 1, no byte changed) unless the disk is provably blan
       if (!(s.luks === "none" && s.blank)) {
         throw new ConfidantError(
           "disk.not_blank",
-          `refusing to format ${input.device}: it is not provably blank (${summary(s)}); ` +
+          `refusing to format ${input.device}: it is not blank (${summary(s)}); ` +
             "use `confidant disk reset --yes-destroy-data` to destroy it deliberately",
         );
       }
@@ -133,13 +138,7 @@ const open = defineCommand({
   summary: "open a keyed state disk as /dev/mapper/state (never formats)",
   flags: [clusterFlag, keyFileFlag, integrityFlag, noMapperFlag],
   positionals: deviceArg,
-  schema: z.object({
-    device: z.string(),
-    cluster: ClusterId,
-    "key-file": z.string(),
-    integrity: z.boolean().optional(),
-    "no-mapper": z.boolean().optional(),
-  }),
+  schema: keyedDiskInput,
   async run(input, ctx) {
     return await withDisk(input.device, input["no-mapper"], async (d) => {
       const cfg = { cluster: input.cluster, integrity: !!input.integrity };
